@@ -1,0 +1,48 @@
+# bnn-dwr: every target creates .venv itself when it is missing.
+PY            ?= python3
+VENV          ?= .venv
+BIN           := $(VENV)/bin
+PRESET        ?= quick
+# CPU build by default (quick install). GPU users: see README "GPU install".
+TORCH_SPEC    ?= torch==2.13.0
+STAMP         := $(VENV)/.installed
+export PYTHONHASHSEED := 0
+
+.PHONY: venv test test-all figures bench complexity clean-results lab
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $@
+
+venv: $(STAMP)
+
+## make test: the default suite (CPU, a few minutes on 2 cores)
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+## make test-all: default suite plus slow tests
+test-all: $(STAMP)
+	$(BIN)/python -m pytest
+
+## make figures [PRESET=quick|paper]: run every notebook, fill figures/
+figures: $(STAMP)
+	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET)
+
+## make complexity: original vs DWR complexity table
+complexity: $(STAMP)
+	$(BIN)/python -m bnnlib.complexity --table dwr
+
+## make bench: training-throughput benchmark (CPU; CUDA too when present)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py
+
+## make clean-results: drop the quick preset's records so `make figures` retrains everything
+clean-results:
+	rm -rf results/quick
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[lab]"
+	$(BIN)/jupyter lab notebooks/
