@@ -2,13 +2,14 @@
 
 Coordinates: ``w`` is the width multiplier of a backbone family, ``d`` its depth (blocks per
 stage); the budget is C = psi(w, d) ~ d w^2 (Eq. 6), so the iso-OPs curve through the
-reference net N[w0, d0] is w(d) = w0 sqrt(d0 / d).
+reference net N[w0, d0] is w(d) = w0 sqrt(d0 / d). Real nets add terms (stem, head, the
+first conv of each stage): ``OpsModel`` fits them to counted OPs, and every locator takes it.
 
 Eq. 11 / Eq. 21 equate the marginal gains of depth and width. Read literally (df/dd = df/dw)
 the equation depends on the units of w and d, so here the gains are compared per unit of
 budget, as the paper's argument ("given a computational budget") intends:
-m_d = (df/dd) / (dC/dd), m_w = (df/dw) / (dC/dw), with C = d w^2. Along the iso-OPs curve
-dG/dd = w^2 (m_d - m_w), so the balance depth (m_d = m_w) is exactly the stationary point of
+m_d = (df/dd) / (dC/dd), m_w = (df/dw) / (dC/dw). Along the iso-OPs curve
+dG/dd = (dC/dd) (m_d - m_w), so the balance depth (m_d = m_w) is exactly the stationary point of
 G on that curve: both locators are provided and they agree at an interior optimum.
 
 Model families (all fitted by bounded least squares, several deterministic starts):
@@ -26,7 +27,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
-__all__ = ["FAMILIES", "Fit", "fit_surface", "cross_validate", "select_family", "iso_width",
+__all__ = ["FAMILIES", "Fit", "OpsModel", "IDEAL", "fit_surface", "cross_validate", "select_family", "iso_width",
            "optimal_depth", "balance_depth", "marginal_gap", "slice_optimum", "bootstrap",
            "MIN_LEVELS"]
 
@@ -185,17 +186,72 @@ def select_family(w, d, y, families=tuple(FAMILIES)) -> tuple[str, dict]:
     return min(ok, key=ok.get), scores
 
 
-def iso_width(d, w0: float, d0: float):
-    """Width on the iso-OPs curve through N[w0, d0] (C ~ d w^2)."""
-    return w0 * np.sqrt(d0 / np.asarray(d, float))
+class OpsModel:
+    """OPs of a uniformly scaled family as a function of (w, d), linear in the basis
+    (m, w, m w, w^2, d w^2) with m = min(w, 1): a stem of width base * min(w, 1) (kept at its
+    base width, but never wider than the first stage), the first stage's first conv (stem ->
+    stage), the head (~ w) and the body ((b + g d) w^2). Exact up to width rounding. The
+    paper's idealised budget C = d w^2 (Eq. 6) is ``IDEAL``."""
+
+    def __init__(self, coef):
+        self.coef = np.asarray(coef, float)
+        if self.coef.shape != (5,) or not np.all(np.isfinite(self.coef)) or self.coef[4] <= 0:
+            raise ValueError(f"coef: got {coef!r}; allowed: 5 finite numbers, the d w^2 one > 0")
+
+    @staticmethod
+    def basis(w, d):
+        """Design matrix columns for (w, d)."""
+        w, d = np.asarray(w, float), np.asarray(d, float)
+        m = np.minimum(w, 1.0)
+        return np.stack(np.broadcast_arrays(m, w, m * w, w ** 2, d * w ** 2), axis=-1)
+
+    @classmethod
+    def fit(cls, w, d, ops) -> "OpsModel":
+        """Least-squares coefficients (relative error) from counted OPs of some (w, d) configs."""
+        w, d, ops = _as_points(w, d, ops)
+        if len(set(zip(w.tolist(), d.tolist()))) < 5 or np.any(ops <= 0):
+            raise ValueError("ops: got fewer than 5 distinct (w, d) configs or OPs <= 0; allowed: "
+                             ">= 5 configs with positive OPs to fit the 5 coefficients")
+        coef, *_ = np.linalg.lstsq(cls.basis(w, d) / ops[:, None], np.ones_like(ops), rcond=None)
+        return cls(coef)
+
+    def __call__(self, w, d):
+        return self.basis(w, d) @ self.coef
+
+    def grad(self, w, d):
+        """(dC/dw, dC/dd)."""
+        w, d = np.asarray(w, float), np.asarray(d, float)
+        k = self.coef
+        cw = np.where(w < 1, k[0] + 2 * k[2] * w, k[2]) + k[1] + 2 * (k[3] + k[4] * d) * w
+        return cw, k[4] * w ** 2
+
+    def width_at(self, d, budget: float):
+        """The w with C(w, d) = budget (each branch of m = min(w, 1) is a quadratic in w)."""
+        d = np.asarray(d, float)
+        k = self.coef
+        q = k[3] + k[4] * d
+        root = lambda a2, a1, a0: (-a1 + np.sqrt(a1 ** 2 - 4 * a2 * a0)) / (2 * a2)
+        with np.errstate(invalid="ignore"):  # a branch with no real root is simply not taken
+            hi = root(q, k[1] + k[2], k[0] - budget)  # branch w >= 1
+            lo = root(q + k[2], k[0] + k[1], -budget)  # branch w < 1
+        return np.where(hi >= 1, hi, lo)
 
 
-def marginal_gap(fit: Fit, d, w0: float, d0: float):
+IDEAL = OpsModel((0, 0, 0, 0, 1.0))
+
+
+def iso_width(d, w0: float, d0: float, ops: OpsModel = IDEAL):
+    """Width on the iso-OPs curve through N[w0, d0]; w0 sqrt(d0 / d) for the ideal budget."""
+    return ops.width_at(d, float(ops(w0, d0)))
+
+
+def marginal_gap(fit: Fit, d, w0: float, d0: float, ops: OpsModel = IDEAL):
     """m_d - m_w: per-OP marginal gain of depth minus that of width, on the iso-OPs curve."""
     d = np.asarray(d, float)
-    w = iso_width(d, w0, d0)
+    w = iso_width(d, w0, d0, ops)
     fw, fd = fit.grad(w, d)
-    return fd / w ** 2 - fw / (2 * d * w)
+    cw, cd = ops.grad(w, d)
+    return fd / cd - fw / cw
 
 
 def _check_range(d_range):
@@ -205,34 +261,34 @@ def _check_range(d_range):
     return lo, hi
 
 
-def optimal_depth(fit: Fit, w0: float, d0: float, d_range) -> dict:
+def optimal_depth(fit: Fit, w0: float, d0: float, d_range, ops: OpsModel = IDEAL) -> dict:
     """Depth maximising the fitted G on the iso-OPs curve through N[w0, d0], within d_range."""
     lo, hi = _check_range(d_range)
     grid = np.geomspace(lo, hi, 801)
-    g = fit.predict(iso_width(grid, w0, d0), grid)
+    g = fit.predict(iso_width(grid, w0, d0, ops), grid)
     i = int(np.argmax(g))
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    r = minimize_scalar(lambda x: -float(fit.predict(iso_width(x, w0, d0), x)), bounds=(a, b),
+    r = minimize_scalar(lambda x: -float(fit.predict(iso_width(x, w0, d0, ops), x)), bounds=(a, b),
                         method="bounded", options={"xatol": 1e-6})
     d_opt = float(r.x) if -r.fun >= g[i] else float(grid[i])
     tol = 1e-3 * (hi - lo)
-    return {"d_opt": d_opt, "w_opt": float(iso_width(d_opt, w0, d0)),
-            "G_opt": float(fit.predict(iso_width(d_opt, w0, d0), d_opt)),
+    return {"d_opt": d_opt, "w_opt": float(iso_width(d_opt, w0, d0, ops)),
+            "G_opt": float(fit.predict(iso_width(d_opt, w0, d0, ops), d_opt)),
             "at_boundary": bool(d_opt - lo < tol or hi - d_opt < tol)}
 
 
-def balance_depth(fit: Fit, w0: float, d0: float, d_range) -> float | None:
+def balance_depth(fit: Fit, w0: float, d0: float, d_range, ops: OpsModel = IDEAL) -> float | None:
     """Eq. 11/21: depth where m_d falls to m_w on the iso-OPs curve; None if no crossing."""
     lo, hi = _check_range(d_range)
     grid = np.geomspace(lo, hi, 401)
-    gap = marginal_gap(fit, grid, w0, d0)
+    gap = marginal_gap(fit, grid, w0, d0, ops)
     cross = np.nonzero((gap[:-1] > 0) & (gap[1:] <= 0))[0]
     if len(cross) == 0:
         return None
     k = int(cross[0])
     if gap[k + 1] == 0:
         return float(grid[k + 1])
-    return float(brentq(lambda x: float(marginal_gap(fit, x, w0, d0)), grid[k], grid[k + 1],
+    return float(brentq(lambda x: float(marginal_gap(fit, x, w0, d0, ops)), grid[k], grid[k + 1],
                         xtol=1e-8))
 
 
@@ -287,7 +343,7 @@ def bootstrap(groups: dict, stat: Callable[[dict], dict], n_boot: int, seed: int
     return result
 
 
-def fit_properties(fit: Fit, w0: float, d0: float, n: int = 25) -> dict:
+def fit_properties(fit: Fit, w0: float, d0: float, ops: OpsModel = IDEAL, n: int = 25) -> dict:
     """Share of the fitted domain where properties a)-c) of Sec. 3.3 hold, and d) on the
     iso-OPs curve through N[w0, d0]: a) f_w > 0 and f_d > 0; b) m_d > m_w at the shallow end
     of the curve; c) f_ww < 0 and f_dd < 0; d) an interior optimum on the curve."""
@@ -296,8 +352,8 @@ def fit_properties(fit: Fit, w0: float, d0: float, n: int = 25) -> dict:
     W, D = np.meshgrid(ws, ds)
     fw, fd = fit.grad(W, D)
     fww, fdd = fit.curvature(W, D)
-    opt = optimal_depth(fit, w0, d0, fit.d_range)
+    opt = optimal_depth(fit, w0, d0, fit.d_range, ops)
     return {"a_fw_pos": float(np.mean(fw > 0)), "a_fd_pos": float(np.mean(fd > 0)),
-            "b_depth_pays_more_at_dmin": bool(marginal_gap(fit, fit.d_range[0], w0, d0) > 0),
+            "b_depth_pays_more_at_dmin": bool(marginal_gap(fit, fit.d_range[0], w0, d0, ops) > 0),
             "c_fww_neg": float(np.mean(fww < 0)), "c_fdd_neg": float(np.mean(fdd < 0)),
             "d_interior_optimum": not opt["at_boundary"]}
