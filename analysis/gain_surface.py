@@ -37,7 +37,7 @@ from bnnlib.spec import ResNetSpec, spec_to_dict
 from . import gain_fit as gf
 
 __all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs", "runs_frame", "load_runs", "config_means",
-           "iso_slices", "raw_properties", "equilibrium_table", "properties_table", "TAG"]
+           "iso_slices", "raw_properties", "seed_groups", "points", "fit_table", "ops_models", "equilibrium_table", "properties_table", "TAG"]
 
 TAG = "gain_surface"
 PRECISIONS = ("fp", "bnn")
@@ -235,13 +235,13 @@ def _second_diff(g: pd.DataFrame, col: str) -> np.ndarray:
 
 
 # ---- fits and equilibria --------------------------------------------------------------------
-def _groups(df: pd.DataFrame) -> dict:
+def seed_groups(df: pd.DataFrame) -> dict:
     """{(precision, width_mult, depth): accuracies over seeds} (the bootstrap unit)."""
     return {(p, float(w), int(d)): g["acc"].to_numpy(float)
             for (p, w, d), g in df.groupby(["precision", "width_mult", "depth"])}
 
 
-def _arrays(groups: dict, precision: str):
+def points(groups: dict, precision: str):
     w, d, y = [], [], []
     for (p, wm, dep), acc in groups.items():
         if p == precision:
@@ -253,9 +253,9 @@ def _arrays(groups: dict, precision: str):
 
 def fit_table(df: pd.DataFrame, families=tuple(gf.FAMILIES)) -> tuple[pd.DataFrame, dict]:
     """Held-out (leave-one-config-out) RMSE of each family per precision, and the winners."""
-    rows, chosen, groups = [], {}, _groups(df)
+    rows, chosen, groups = [], {}, seed_groups(df)
     for p in sorted(set(df["precision"])):
-        w, d, y = _arrays(groups, p)
+        w, d, y = points(groups, p)
         try:
             best, scores = gf.select_family(w, d, y, families)
             chosen[p] = best
@@ -293,7 +293,7 @@ _METHODS = ("fit optimum", "fit balance (Eq. 11/21)", "raw vertex (quadratic in 
 def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
     """Every equilibrium quantity for one (re)sample of seeds; failures become None."""
     out, d0, rng = {}, ctx["ref_depth"], ctx["d_range"]
-    fits = {p: _safe(gf.fit_surface, fam, *_arrays(groups, p)) for p, fam in chosen.items()}
+    fits = {p: _safe(gf.fit_surface, fam, *points(groups, p)) for p, fam in chosen.items()}
     for w0 in ctx["iso_refs"]:
         for p in PRECISIONS:
             f, ops = fits.get(p), ctx["ops"].get(p)
@@ -342,14 +342,14 @@ def _context(df: pd.DataFrame, ref_depth: int, iso_refs, ops, d_range) -> dict:
 
 def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 200, seed: int = 0,
                       level: float = 0.95, families=tuple(gf.FAMILIES), d_range=None,
-                      ops: dict | None = None) -> pd.DataFrame:
+                      ops: dict | None = None, chosen: dict | None = None) -> pd.DataFrame:
     """d0, d_n, d_n/d0 (and the Eq. 20 sign) per budget and method, with bootstrap CIs over
     seeds (the family of each precision is chosen once, on all seeds, by held-out error)."""
     if df.empty:
         raise ValueError("df: got no finished runs; allowed: a frame from load_runs with records")
-    _, chosen = fit_table(df, families)
+    chosen = fit_table(df, families)[1] if chosen is None else chosen
     ctx = _context(df, ref_depth, iso_refs, ops, d_range)
-    res = gf.bootstrap(_groups(df), lambda g: _estimates(g, chosen, ctx), n_boot, seed, level)
+    res = gf.bootstrap(seed_groups(df), lambda g: _estimates(g, chosen, ctx), n_boot, seed, level)
     rows = []
     for key, (est, lo, hi, n_ok) in res.items():
         who, method, w0 = key.split("|")
@@ -363,14 +363,14 @@ def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 
 
 
 def properties_table(df: pd.DataFrame, ref_depth: int, iso_refs, families=tuple(gf.FAMILIES),
-                     ops: dict | None = None) -> pd.DataFrame:
+                     ops: dict | None = None, chosen: dict | None = None) -> pd.DataFrame:
     """Sec. 3.3 a)-d): model-free shares from config means and from each selected fit."""
     means = config_means(df)
     raw = raw_properties(means, ref_depth, iso_refs).assign(source="raw means")
-    _, chosen = fit_table(df, families)
-    groups, rows, models = _groups(df), [], ops_models(df, ops)
+    chosen = fit_table(df, families)[1] if chosen is None else chosen
+    groups, rows, models = seed_groups(df), [], ops_models(df, ops)
     for p, fam in chosen.items():
-        fit = gf.fit_surface(fam, *_arrays(groups, p))
+        fit = gf.fit_surface(fam, *points(groups, p))
         for k, v in gf.fit_properties(fit, iso_refs[0], ref_depth, models[p]).items():
             rows.append({"precision": p, "property": k, "share_true": float(v), "n_cases": np.nan,
                          "source": f"fit {fam} (w0={iso_refs[0]})"})

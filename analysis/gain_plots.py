@@ -1,0 +1,178 @@
+"""Figures and tables of the gain-surface study, built only from run records (via DataFrames
+made by ``analysis.gain_surface``) and saved with ``analysis.figures``."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import gain_fit as gf
+from . import gain_surface as gs
+
+try:
+    from .figures import save_figure, save_table, style
+except ImportError:  # pragma: no cover - the shared saver lands with the notebooks machinery
+    from ._gain_saver import save_figure, save_table, style
+
+import matplotlib.pyplot as plt  # noqa: E402  (after figures picks the backend)
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+
+__all__ = ["heatmaps", "iso_curves", "surfaces", "save_tables", "report"]
+
+_LABEL = {"fp": "FP (OPs = FLOPs)", "bnn": "BNN (OPs = BOPs/64 + FLOPs)"}
+
+
+def _log_w_axis(ax, ticks) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(np.round(ticks, 2))))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _iso_line(ops: gf.OpsModel, w0: float, d0: int, d_range) -> tuple[np.ndarray, np.ndarray]:
+    d = np.linspace(d_range[0], d_range[1], 200)
+    return gf.iso_width(d, w0, d0, ops), d
+
+
+def heatmaps(df: pd.DataFrame, ref_depth: int, iso_refs, ops: dict, outdir, meta: dict):
+    """Mean accuracy over (w, d) for FP and BNN, each with its own iso-OPs lines."""
+    means = gs.config_means(df)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
+    d_range = (means["depth"].min(), means["depth"].max())
+    for ax, p in zip(axes, gs.PRECISIONS):
+        m = means[means["precision"] == p]
+        if m.empty:
+            ax.set_title(f"{_LABEL[p]}: no runs")
+            continue
+        sc = ax.scatter(m["width_mult"], m["depth"], c=m["acc"], s=420, marker="s", cmap="viridis")
+        for w, d, a in zip(m["width_mult"], m["depth"], m["acc"]):
+            ax.annotate(f"{a:.1f}", (w, d), ha="center", va="center", fontsize=6, color="w")
+        for w0 in iso_refs:
+            ax.plot(*_iso_line(ops[p], w0, ref_depth, d_range), "--", color="0.3", lw=1)
+            ax.annotate(f"iso-OPs N[{w0:g}, {ref_depth}]", (w0, ref_depth), fontsize=6,
+                        xytext=(4, 8), textcoords="offset points", color="0.3")
+        _log_w_axis(ax, m["width_mult"])
+        ax.set_xlabel("width multiplier w")
+        ax.set_title(_LABEL[p])
+        fig.colorbar(sc, ax=ax, label="test accuracy (%)")
+    axes[0].set_ylabel("depth d (blocks per stage)")
+    return save_figure(fig, "gain_surface_heatmaps", means, outdir,
+                       {**meta, "title": "Accuracy over width and depth, FP and BNN",
+                        "what": "Mean test accuracy over seeds at each (w, d); dashed: iso-OPs "
+                                "curves through N[w0, d0], computed within each precision."})
+
+
+def _band(eq: pd.DataFrame, quantity: str, w0: float):
+    r = eq[(eq["quantity"] == quantity) & (eq["method"] == "fit optimum") & np.isclose(eq["w0"], w0)]
+    return None if r.empty else r.iloc[0]
+
+
+def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int, iso_refs,
+               ops: dict, outdir, meta: dict):
+    """Accuracy along each iso-OPs diagonal with the fitted curve, optimum and its CI band."""
+    means = gs.config_means(df)
+    sl = gs.iso_slices(means, ref_depth, iso_refs)
+    groups = gs.seed_groups(df)
+    fig, axes = plt.subplots(len(iso_refs), 2, figsize=(9.0, 3.2 * len(iso_refs)), squeeze=False)
+    rows = []
+    for i, w0 in enumerate(iso_refs):
+        for j, p in enumerate(gs.PRECISIONS):
+            ax, s = axes[i, j], sl[(sl["precision"] == p) & np.isclose(sl["w0"], w0)]
+            ax.errorbar(s["depth"], s["acc"], yerr=s["acc_std"].fillna(0), fmt="o", capsize=3,
+                        label="runs (mean ± std over seeds)")
+            rows += [{"w0": w0, "precision": p, "depth": d, "width_mult": w, "acc": a, "kind": "data"}
+                     for d, w, a in zip(s["depth"], s["width_mult"], s["acc"])]
+            if p in chosen:
+                fit = gf.fit_surface(chosen[p], *gs.points(groups, p))
+                w, d = _iso_line(ops[p], w0, ref_depth, fit.d_range)
+                g = fit.predict(w, d)
+                ax.plot(d, g, "-", label=f"fit: {chosen[p]}")
+                rows += [{"w0": w0, "precision": p, "depth": dd, "width_mult": ww, "acc": gg, "kind": "fit"}
+                         for dd, ww, gg in zip(d, w, g)]
+            b = _band(eq, "d0 (FP)" if p == "fp" else "d_n (BNN)", w0)
+            if b is not None and np.isfinite(b["estimate"]):
+                ax.axvline(b["estimate"], color="k", lw=1, label=f"optimum d = {b['estimate']:.2f}")
+                if np.isfinite(b["ci_lo"]):
+                    ax.axvspan(b["ci_lo"], b["ci_hi"], color="0.5", alpha=0.2, label="95% bootstrap CI")
+            ax.set_title(f"{p.upper()}: iso-OPs through N[{w0:g}, {ref_depth}]")
+            ax.set_xlabel("depth d (blocks per stage); width follows the iso-OPs curve")
+            ax.set_ylabel("test accuracy (%)")
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return save_figure(fig, "gain_surface_iso_ops", pd.DataFrame(rows), outdir,
+                       {**meta, "title": "Accuracy along iso-OPs diagonals",
+                        "what": "Accuracy at matched OPs (within each precision) against depth, "
+                                "with the selected fit along the same curve, its optimal depth and "
+                                "the bootstrap CI over seeds."})
+
+
+def surfaces(df: pd.DataFrame, chosen: dict, ref_depth: int, iso_refs, ops: dict, outdir, meta: dict):
+    """Contours of the selected fitted surface for FP and BNN, data points and iso-OPs lines."""
+    groups = gs.seed_groups(df)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
+    rows = []
+    for ax, p in zip(axes, gs.PRECISIONS):
+        if p not in chosen:
+            ax.set_title(f"{_LABEL[p]}: too few configs to fit")
+            continue
+        fit = gf.fit_surface(chosen[p], *gs.points(groups, p))
+        W, D = np.meshgrid(np.geomspace(*fit.w_range, 60), np.linspace(*fit.d_range, 60))
+        G = fit.predict(W, D)
+        cs = ax.contourf(W, D, G, levels=14, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="fitted accuracy (%)")
+        m = gs.config_means(df)
+        m = m[m["precision"] == p]
+        ax.scatter(m["width_mult"], m["depth"], c="w", edgecolors="k", s=18, zorder=3)
+        for w0 in iso_refs:
+            w, d = _iso_line(ops[p], w0, ref_depth, fit.d_range)
+            ax.plot(w, d, "--", color="w", lw=1)
+            o = gf.optimal_depth(fit, w0, ref_depth, fit.d_range, ops[p])
+            ax.plot(o["w_opt"], o["d_opt"], "*", color="r", ms=10, zorder=4)
+        _log_w_axis(ax, m["width_mult"])
+        ax.set_xlim(*fit.w_range)
+        ax.set_xlabel("width multiplier w")
+        ax.set_title(f"{p.upper()}: {chosen[p]} (train RMSE {fit.rmse:.2f})")
+        rows += [{"precision": p, "family": chosen[p], "width_mult": w, "depth": d, "acc_fit": g}
+                 for w, d, g in zip(W.ravel(), D.ravel(), G.ravel())]
+    axes[0].set_ylabel("depth d (blocks per stage)")
+    return save_figure(fig, "gain_surface_fits", pd.DataFrame(rows), outdir,
+                       {**meta, "title": "Fitted gain surfaces G = f(w, d) and G_b^t = f_b - g_L",
+                        "what": "Family chosen per precision by leave-one-config-out error; dots: "
+                                "configs run; dashed: iso-OPs curves; star: optimum on each."})
+
+
+def save_tables(fits: pd.DataFrame, eq: pd.DataFrame, props: pd.DataFrame, outdir, meta: dict) -> dict:
+    """Equilibrium (d0, d_n, ratio, CIs), fit selection and property tables: Markdown + CSV."""
+    out = {}
+    out["eq"] = save_table(eq, "gain_surface_equilibrium", outdir,
+                           {**meta, "title": "Equilibrium depth d0 (FP), d_n (BNN) and d_n/d0",
+                            "what": "Optimal depth (blocks per stage) at matched OPs through "
+                                    "N[w0, d_ref] of each precision; percentile CIs from resampling "
+                                    "seeds within each config; n_boot_ok draws gave a value."})
+    out["fits"] = save_table(fits, "gain_surface_fit_selection", outdir,
+                             {**meta, "title": "Surface families: held-out error",
+                              "what": "Leave-one-config-out RMSE (accuracy points) per family; the "
+                                      "lowest is selected."})
+    out["props"] = save_table(props, "gain_surface_properties", outdir,
+                              {**meta, "title": "Properties a)-d) of Sec. 3.3, measured",
+                               "what": "Share of cases where each property holds, from config "
+                                       "means (model-free) and from the selected fits."})
+    return out
+
+
+def report(df: pd.DataFrame, ref_depth: int, iso_refs, outdir, meta: dict, n_boot: int = 200,
+           seed: int = 0, ops: dict | None = None) -> dict:
+    """Every table and figure of the study from a runs frame; returns the tables."""
+    style()
+    models = gs.ops_models(df, ops)
+    fits, chosen = gs.fit_table(df)
+    eq = gs.equilibrium_table(df, ref_depth, iso_refs, n_boot=n_boot, seed=seed, ops=models,
+                              chosen=chosen)
+    props = (gs.properties_table(df, ref_depth, iso_refs, ops=models, chosen=chosen) if chosen
+             else pd.DataFrame())
+    save_tables(fits, eq, props if not props.empty else pd.DataFrame({"note": ["too few configs"]}),
+                outdir, meta)
+    heatmaps(df, ref_depth, iso_refs, models, outdir, meta)
+    iso_curves(df, eq, chosen, ref_depth, iso_refs, models, outdir, meta)
+    surfaces(df, chosen, ref_depth, iso_refs, models, outdir, meta)
+    plt.close("all")
+    return {"fits": fits, "equilibrium": eq, "properties": props, "chosen": chosen}
