@@ -187,31 +187,29 @@ def select_family(w, d, y, families=tuple(FAMILIES)) -> tuple[str, dict]:
 
 
 class OpsModel:
-    """OPs of a uniformly scaled family as a function of (w, d), linear in the basis
-    (m, w, m w, w^2, d w^2) with m = min(w, 1): a stem of width base * min(w, 1) (kept at its
-    base width, but never wider than the first stage), the first stage's first conv (stem ->
-    stage), the head (~ w) and the body ((b + g d) w^2). Exact up to width rounding. The
+    """OPs of a uniformly scaled family with a fixed stem, C(w, d) = k0 + k1 w + k2 w^2 + k3 d w^2:
+    the stem (constant), the stem -> first-stage conv and the head (~ w), the half-width first
+    conv of each later stage (~ w^2) and the body (~ d w^2). Exact up to width rounding. The
     paper's idealised budget C = d w^2 (Eq. 6) is ``IDEAL``."""
 
     def __init__(self, coef):
         self.coef = np.asarray(coef, float)
-        if self.coef.shape != (5,) or not np.all(np.isfinite(self.coef)) or self.coef[4] <= 0:
-            raise ValueError(f"coef: got {coef!r}; allowed: 5 finite numbers, the d w^2 one > 0")
+        if self.coef.shape != (4,) or not np.all(np.isfinite(self.coef)) or self.coef[3] <= 0:
+            raise ValueError(f"coef: got {coef!r}; allowed: 4 finite numbers, the d w^2 one > 0")
 
     @staticmethod
     def basis(w, d):
-        """Design matrix columns for (w, d)."""
+        """Design matrix columns (1, w, w^2, d w^2)."""
         w, d = np.asarray(w, float), np.asarray(d, float)
-        m = np.minimum(w, 1.0)
-        return np.stack(np.broadcast_arrays(m, w, m * w, w ** 2, d * w ** 2), axis=-1)
+        return np.stack(np.broadcast_arrays(np.ones_like(w), w, w ** 2, d * w ** 2), axis=-1)
 
     @classmethod
     def fit(cls, w, d, ops) -> "OpsModel":
         """Least-squares coefficients (relative error) from counted OPs of some (w, d) configs."""
         w, d, ops = _as_points(w, d, ops)
-        if len(set(zip(w.tolist(), d.tolist()))) < 5 or np.any(ops <= 0):
-            raise ValueError("ops: got fewer than 5 distinct (w, d) configs or OPs <= 0; allowed: "
-                             ">= 5 configs with positive OPs to fit the 5 coefficients")
+        if len(set(zip(w.tolist(), d.tolist()))) < 4 or np.any(ops <= 0):
+            raise ValueError("ops: got fewer than 4 distinct (w, d) configs or OPs <= 0; allowed: "
+                             ">= 4 configs with positive OPs to fit the 4 coefficients")
         coef, *_ = np.linalg.lstsq(cls.basis(w, d) / ops[:, None], np.ones_like(ops), rcond=None)
         return cls(coef)
 
@@ -222,22 +220,17 @@ class OpsModel:
         """(dC/dw, dC/dd)."""
         w, d = np.asarray(w, float), np.asarray(d, float)
         k = self.coef
-        cw = np.where(w < 1, k[0] + 2 * k[2] * w, k[2]) + k[1] + 2 * (k[3] + k[4] * d) * w
-        return cw, k[4] * w ** 2
+        return k[1] + 2 * (k[2] + k[3] * d) * w, k[3] * w ** 2
 
     def width_at(self, d, budget: float):
-        """The w with C(w, d) = budget (each branch of m = min(w, 1) is a quadratic in w)."""
-        d = np.asarray(d, float)
+        """The positive w with C(w, d) = budget."""
         k = self.coef
-        q = k[3] + k[4] * d
-        root = lambda a2, a1, a0: (-a1 + np.sqrt(a1 ** 2 - 4 * a2 * a0)) / (2 * a2)
-        with np.errstate(invalid="ignore"):  # a branch with no real root is simply not taken
-            hi = root(q, k[1] + k[2], k[0] - budget)  # branch w >= 1
-            lo = root(q + k[2], k[0] + k[1], -budget)  # branch w < 1
-        return np.where(hi >= 1, hi, lo)
+        q = k[2] + k[3] * np.asarray(d, float)
+        with np.errstate(invalid="ignore"):  # no real root: budget below the fixed cost -> nan
+            return (-k[1] + np.sqrt(k[1] ** 2 - 4 * q * (k[0] - budget))) / (2 * q)
 
 
-IDEAL = OpsModel((0, 0, 0, 0, 1.0))
+IDEAL = OpsModel((0, 0, 0, 1.0))
 
 
 def iso_width(d, w0: float, d0: float, ops: OpsModel = IDEAL):

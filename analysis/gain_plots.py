@@ -7,6 +7,7 @@ import pandas as pd
 
 from . import gain_fit as gf
 from . import gain_surface as gs
+from . import gain_tables as gt
 
 try:
     from .figures import save_figure, save_table, style
@@ -163,11 +164,11 @@ def report(df: pd.DataFrame, ref_depth: int, iso_refs, outdir, meta: dict, n_boo
            seed: int = 0, ops: dict | None = None) -> dict:
     """Every table and figure of the study from a runs frame; returns the tables."""
     style()
-    models = gs.ops_models(df, ops)
-    fits, chosen = gs.fit_table(df)
-    eq = gs.equilibrium_table(df, ref_depth, iso_refs, n_boot=n_boot, seed=seed, ops=models,
+    models = gt.ops_models(df, ops)
+    fits, chosen = gt.fit_table(df)
+    eq = gt.equilibrium_table(df, ref_depth, iso_refs, n_boot=n_boot, seed=seed, ops=models,
                               chosen=chosen)
-    props = (gs.properties_table(df, ref_depth, iso_refs, ops=models, chosen=chosen) if chosen
+    props = (gt.properties_table(df, ref_depth, iso_refs, ops=models, chosen=chosen) if chosen
              else pd.DataFrame())
     save_tables(fits, eq, props if not props.empty else pd.DataFrame({"note": ["too few configs"]}),
                 outdir, meta)

@@ -6,9 +6,10 @@ optimal depth at a fixed budget two ways: model-free along iso-OPs diagonals, an
 surfaces (``analysis.gain_fit``).
 
 Conventions (all explicit here):
-- Width: every stage width is ``round_width(w * base)``. The real stem keeps its base width
-  as in the paper (Sec. 4.1), except that it shrinks with w below 1 (stem = base * min(w, 1)):
-  a stem wider than the first stage would give that stage a real 1x1 shortcut conv.
+- Width: every stage width is ``round_width(w * base)``; the real stem keeps one width over
+  the whole grid, as the paper keeps first and last layers (Sec. 4.1): ``stem_mult`` x the
+  backbone's stem (a cheaper CPU family uses 0.5). A stem wider than the first stage is
+  refused, since that stage would get a real 1x1 shortcut conv the others lack.
 - Matched OPs are defined within each precision: FP OPs = FLOPs, BNN OPs = BOPs/64 + FLOPs
   (``bnnlib.complexity``). The iso-OPs diagonal through a precision's own reference net
   N[w0, d0] is solved from that precision's counted OPs (``gain_fit.OpsModel``), not from the
@@ -20,8 +21,6 @@ Conventions (all explicit here):
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import math
 import sys
 from pathlib import Path
@@ -36,8 +35,9 @@ from bnnlib.spec import ResNetSpec, spec_to_dict
 
 from . import gain_fit as gf
 
-__all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs", "runs_frame", "load_runs", "config_means",
-           "iso_slices", "raw_properties", "seed_groups", "points", "fit_table", "ops_models", "equilibrium_table", "properties_table", "TAG"]
+__all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
+           "runs_frame", "load_runs", "config_means", "iso_slices", "seed_groups", "points", "TAG",
+           "study_configs", "run", "resolve_dataset", "main"]
 
 TAG = "gain_surface"
 PRECISIONS = ("fp", "bnn")
@@ -58,9 +58,10 @@ def _base(backbone: str) -> ResNetSpec:
     return spec
 
 
-def shape_spec(backbone: str, depth: int, width_mult: float, divisor: int = 1) -> ResNetSpec:
-    """``backbone`` with ``depth`` blocks in every stage, stages scaled by width_mult, stem by
-    min(width_mult, 1)."""
+def shape_spec(backbone: str, depth: int, width_mult: float, stem_mult: float = 1.0,
+               divisor: int = 1) -> ResNetSpec:
+    """``backbone`` with ``depth`` blocks in every stage, stages scaled by width_mult and the
+    stem by stem_mult (fixed across a grid)."""
     base = _base(backbone)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth: got {depth!r}; allowed: a positive int (blocks per stage)")
@@ -69,7 +70,11 @@ def shape_spec(backbone: str, depth: int, width_mult: float, divisor: int = 1) -
     widths = tuple(round_width(w * width_mult, divisor) for w in base.widths)
     new = ResNetSpec.uniform((depth,) * len(widths), widths, convs_per_block=len(base.stages[0][0]),
                              strides=base.strides)
-    stem = round_width(base.stem_width * min(width_mult, 1.0), divisor)
+    stem = round_width(base.stem_width * stem_mult, divisor)
+    if stem > widths[0]:
+        raise ValueError(f"width_mult: got {width_mult!r} (first stage {widths[0]} channels); allowed: "
+                         f"a first stage at least as wide as the stem ({stem} = stem_mult x "
+                         f"{base.stem_width}), else it gets a real 1x1 shortcut conv; or lower stem_mult")
     return base.replace(stages=new.stages, stem_width=stem)
 
 
@@ -78,16 +83,17 @@ def count_ops(spec, precision: str) -> float:
     return float(complexity.count(spec.replace(binary=precision == "bnn")).totals["ops"])
 
 
-def ops_model(backbone: str, precision: str, depths=(1, 2, 3), width_mults=(0.5, 1.0, 1.5, 2.0),
-              divisor: int = 1) -> gf.OpsModel:
+def ops_model(backbone: str, precision: str, stem_mult: float = 1.0, depths=(1, 2, 3),
+              width_mults=(1.0, 1.5, 2.0), divisor: int = 1) -> gf.OpsModel:
     """``gf.OpsModel`` fitted to counted OPs of ``backbone`` probes in one precision."""
-    pts = [(w, d, count_ops(shape_spec(backbone, d, w, divisor), precision))
-           for d in depths for w in width_mults]
+    pts = [(w * stem_mult, d, count_ops(shape_spec(backbone, d, w * stem_mult, stem_mult, divisor),
+                                        precision)) for d in depths for w in width_mults]
     return gf.OpsModel.fit(*np.array(pts).T)
 
 
-def make_grid(backbone: str = "resnet20", depths=(1, 2, 3), width_mults=(0.5, 0.75, 1.0),
-              ref_depth: int = 3, iso_refs=(1.0,), precisions=PRECISIONS, divisor: int = 1) -> list[Shape]:
+def make_grid(backbone: str = "resnet20", depths=(1, 2, 3), width_mults=(1.0, 1.5, 2.0),
+              ref_depth: int = 3, iso_refs=(1.0,), stem_mult: float = 1.0, precisions=PRECISIONS,
+              divisor: int = 1) -> list[Shape]:
     """Rectangular grid depths x width_mults (all precisions) plus, per precision and w0 in
     iso_refs, the iso-OPs diagonal through N[w0, ref_depth] over ``depths``, its widths solved
     from that precision's counted OPs. Deduplicated by built architecture."""
@@ -100,16 +106,17 @@ def make_grid(backbone: str = "resnet20", depths=(1, 2, 3), width_mults=(0.5, 0.
         raise ValueError(f"precisions: got {list(precisions)}; allowed: a non-empty subset of {PRECISIONS}")
     pts = [(float(w), int(d), p) for d in depths for w in width_mults for p in precisions]
     for p in precisions:
-        model = ops_model(backbone, p, sorted(set(depths) | {1, 2, 3}), divisor=divisor)
+        model = ops_model(backbone, p, stem_mult, sorted(set(depths) | {1, 2, 3}), divisor=divisor)
         pts += [(round(float(gf.iso_width(d, w0, ref_depth, model)), 4), int(d), p)
                 for w0 in iso_refs for d in depths]
     shapes: dict = {}
-    for w, d, p in sorted(pts, key=lambda t: (t[1], t[0], t[2])):
-        spec = shape_spec(backbone, d, w, divisor).replace(binary=False)
+    for w, d, p in pts:  # rectangle first: a diagonal net that rounds to a grid net keeps grid w
+        spec = shape_spec(backbone, d, w, stem_mult, divisor).replace(binary=False)
         key = (spec.stem_width, spec.stages)
         shapes.setdefault(key, Shape(depth=d, width_mult=w, spec=spec, precisions=[]))
         if p not in shapes[key]["precisions"]:
             shapes[key]["precisions"].append(p)
+    shapes = dict(sorted(shapes.items(), key=lambda kv: (kv[1]["depth"], kv[1]["width_mult"])))
     for sh in shapes.values():
         sh["precisions"] = [p for p in PRECISIONS if p in sh["precisions"]]
     return list(shapes.values())
@@ -124,10 +131,10 @@ def make_configs(shapes, seeds=(0, 1), precisions=PRECISIONS, backbone: str = "r
         raise ValueError(f"precisions: got {list(precisions)}; allowed: a non-empty subset of {PRECISIONS}")
     if not seeds:
         raise ValueError("seeds: got an empty list; allowed: one or more ints")
-    out = []
-    for s in shapes:
-        for p in [p for p in precisions if p in s.get("precisions", precisions)]:
-            for seed in seeds:
+    out = []  # seed-major, so a partial sweep already covers the whole grid once
+    for seed in seeds:
+        for s in shapes:
+            for p in [p for p in precisions if p in s.get("precisions", precisions)]:
                 tag = f"{TAG} {backbone} w={s['width_mult']:.4f} d={s['depth']}"
                 out.append(TrainConfig(model=backbone, spec=spec_to_dict(s["spec"]),
                                        binary=(p == "bnn"), seed=int(seed), tag=tag, **train))
@@ -196,45 +203,6 @@ def iso_slices(means: pd.DataFrame, ref_depth: int, iso_refs) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
-def _sign_share(values) -> tuple[float, int]:
-    v = [x for x in values if np.isfinite(x)]
-    return (float(np.mean(np.array(v) > 0)) if v else np.nan), len(v)
-
-
-def raw_properties(means: pd.DataFrame, ref_depth: int, iso_refs) -> pd.DataFrame:
-    """Model-free check of Sec. 3.3 a)-d) on config means, per precision (share of cases)."""
-    rows, sl = [], iso_slices(means, ref_depth, iso_refs)
-    for p, m in means.groupby("precision"):
-        dw = [np.diff(g.sort_values("width_mult")["acc"].to_numpy()) for _, g in m.groupby("depth")]
-        dd = [np.diff(g.sort_values("depth")["acc"].to_numpy()) for _, g in m.groupby("width_mult")]
-        cw = [_second_diff(g, "width_mult") for _, g in m.groupby("depth")]
-        cd = [_second_diff(g, "depth") for _, g in m.groupby("width_mult")]
-        steps = [np.diff(g.sort_values("depth")["acc"].to_numpy()) for _, g in
-                 sl[sl["precision"] == p].groupby("w0")]
-        interior = [int(g.loc[g["acc"].idxmax(), "depth"] not in (g["depth"].min(), g["depth"].max()))
-                    for _, g in sl[sl["precision"] == p].groupby("w0") if len(g) >= 3]
-        checks = [("a) wider is better (fixed d)", dw), ("a) deeper is better (fixed w)", dd),
-                  ("b) deeper beats wider at equal OPs (diagonal steps)", steps),
-                  ("c) diminishing returns in w (2nd diff < 0)", [-x for x in cw]),
-                  ("c) diminishing returns in d (2nd diff < 0)", [-x for x in cd]),
-                  ("d) interior optimum on a diagonal", [[x - 0.5] for x in interior])]
-        for name, vals in checks:
-            share, n = _sign_share(np.concatenate([np.ravel(v) for v in vals]) if vals else [])
-            rows.append({"precision": p, "property": name, "share_true": share, "n_cases": n})
-    return pd.DataFrame(rows, columns=["precision", "property", "share_true", "n_cases"])
-
-
-def _second_diff(g: pd.DataFrame, col: str) -> np.ndarray:
-    """Change of slope between consecutive segments (divided differences, uneven spacing)."""
-    g = g.sort_values(col)
-    x, y = g[col].to_numpy(float), g["acc"].to_numpy(float)
-    if len(x) < 3:
-        return np.array([])
-    s = np.diff(y) / np.diff(x)
-    return np.diff(s) / ((x[2:] - x[:-2]) / 2)
-
-
-# ---- fits and equilibria --------------------------------------------------------------------
 def seed_groups(df: pd.DataFrame) -> dict:
     """{(precision, width_mult, depth): accuracies over seeds} (the bootstrap unit)."""
     return {(p, float(w), int(d)): g["acc"].to_numpy(float)
@@ -251,127 +219,76 @@ def points(groups: dict, precision: str):
     return np.array(w), np.array(d, float), np.array(y)
 
 
-def fit_table(df: pd.DataFrame, families=tuple(gf.FAMILIES)) -> tuple[pd.DataFrame, dict]:
-    """Held-out (leave-one-config-out) RMSE of each family per precision, and the winners."""
-    rows, chosen, groups = [], {}, seed_groups(df)
-    for p in sorted(set(df["precision"])):
-        w, d, y = points(groups, p)
-        try:
-            best, scores = gf.select_family(w, d, y, families)
-            chosen[p] = best
-        except ValueError as e:
-            best, scores = None, {f: str(e) for f in families}
-        for fam, s in scores.items():
-            ok = isinstance(s, float)
-            fit = gf.fit_surface(fam, w, d, y) if ok else None
-            rows.append({"precision": p, "family": fam, "cv_rmse": s if ok else np.nan,
-                         "train_rmse": fit.rmse if fit else np.nan, "selected": fam == best,
-                         "params": json.dumps(dict(zip(gf.FAMILIES[fam].params, np.round(fit.theta, 4))))
-                         if fit else "", "note": "" if ok else s})
-    return pd.DataFrame(rows), chosen
+# ---- study entry points (notebook and CLI) --------------------------------------------------
+TRAIN_KEYS = ("epochs", "train_subset", "val_size", "batch_size", "lr", "optimizer", "device",
+              "threads", "data_root")
+STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "iso_refs",
+              "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
 
 
-def _safe(fn, *a):
-    try:
-        return fn(*a)
-    except (ValueError, RuntimeError):
-        return None
+def resolve_dataset(dataset: str, data_root: str | None = None) -> str:
+    """'auto' -> 'cifar10' when its batches are under the data root, else 'synthetic'."""
+    from bnnlib.data import DATASETS, default_root
+    if dataset == "auto":
+        found = (default_root(data_root) / "cifar-10-batches-py" / "data_batch_1").is_file()
+        return "cifar10" if found else "synthetic"
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: got {dataset!r}; allowed: 'auto' or one of {DATASETS}")
+    return dataset
 
 
-def _slice_arrays(groups: dict, members: set):
-    d, y = [], []
-    for key, acc in groups.items():
-        if key in members:
-            d += [key[2]] * len(acc)
-            y += list(acc)
-    return np.array(d, float), np.array(y)
+def study_configs(params: dict) -> list:
+    """Every ``TrainConfig`` of a study described by notebook parameters ``params``."""
+    missing = [k for k in STUDY_KEYS if k not in params]
+    if missing:
+        raise ValueError(f"params: missing {missing}; allowed: a dict with all of {list(STUDY_KEYS)}")
+    p = params
+    shapes = make_grid(p["backbone"], p["depths"], p["width_mults"], p["ref_depth"], p["iso_refs"],
+                       p["stem_mult"], p["precisions"])
+    train = {k: p[k] for k in TRAIN_KEYS}
+    return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
+                        dataset=resolve_dataset(p["dataset"], p["data_root"]), **train)
 
 
-_METHODS = ("fit optimum", "fit balance (Eq. 11/21)", "raw vertex (quadratic in ln d)", "raw argmax")
+def run(params: dict, workers: int = 1) -> list[dict]:
+    """Train what is missing (the sweep runner skips finished runs); returns the records."""
+    from .sweep import run_sweep
+    return run_sweep(study_configs(params), params["records_dir"], workers=workers)
 
 
-def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
-    """Every equilibrium quantity for one (re)sample of seeds; failures become None."""
-    out, d0, rng = {}, ctx["ref_depth"], ctx["d_range"]
-    fits = {p: _safe(gf.fit_surface, fam, *points(groups, p)) for p, fam in chosen.items()}
-    for w0 in ctx["iso_refs"]:
-        for p in PRECISIONS:
-            f, ops = fits.get(p), ctx["ops"].get(p)
-            opt = _safe(gf.optimal_depth, f, w0, d0, rng, ops) if f else None
-            out[f"{p}|{_METHODS[0]}|{w0}"] = opt["d_opt"] if opt else None
-            out[f"{p}|{_METHODS[1]}|{w0}"] = _safe(gf.balance_depth, f, w0, d0, rng, ops) if f else None
-            sl = _safe(gf.slice_optimum, *_slice_arrays(groups, ctx["slices"].get((p, w0), set())))
-            out[f"{p}|{_METHODS[2]}|{w0}"] = sl["d_vertex"] if sl else None
-            out[f"{p}|{_METHODS[3]}|{w0}"] = sl["d_argmax"] if sl else None
-        for m in _METHODS:
-            a, b = out[f"fp|{m}|{w0}"], out[f"bnn|{m}|{w0}"]
-            out[f"ratio|{m}|{w0}"] = b / a if a and b is not None else None
-        dfp = out[f"fp|{_METHODS[0]}|{w0}"]
-        out[f"eq20|{_METHODS[0]}|{w0}"] = (float(gf.marginal_gap(fits["bnn"], dfp, w0, d0, ctx["ops"]["bnn"]))
-                                         if dfp and fits.get("bnn") else None)
-    return out
+def _preset(name: str) -> dict:
+    import yaml
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "presets" / "gain_surface" / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"preset: got {name!r}; allowed: {sorted(q.stem for q in path.parent.glob('*.yaml'))}")
+    return yaml.safe_load(path.read_text()) or {}
 
 
-_QUANTITY = {"fp": "d0 (FP)", "bnn": "d_n (BNN)", "ratio": "d_n / d0",
-             "eq20": "BNN m_d - m_w at FP's d0 (Eq. 20: < 0)"}
+def main(argv=None) -> int:
+    """``python -m analysis.gain_surface {plan,sweep} --preset NAME [--workers N]``."""
+    ap = argparse.ArgumentParser(prog="python -m analysis.gain_surface",
+                                 description="Plan or run the gain-surface sweep of a preset "
+                                             "(figures: the gain_surface notebook).")
+    ap.add_argument("command", choices=("plan", "sweep"))
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
+    a = ap.parse_args(argv)
+    params = _preset(a.preset)
+    if a.records:
+        params["records_dir"] = a.records
+    configs = study_configs(params)
+    if a.command == "plan":
+        from .sweep import status
+        for c in configs:
+            print(f"{'bnn' if c.binary else 'fp ':3s} seed={c.seed} {c.tag}  ops={count_ops(c.build_spec(), 'bnn' if c.binary else 'fp'):.4g}")
+        print(f"{len(configs)} runs; status: {status(configs, params['records_dir'])}")
+        return 0
+    recs = run(params, a.workers)
+    bad = [r for r in recs if r.get("status") != "finished"]
+    print(f"{len(recs)} records, {len(bad)} not finished")
+    return 1 if bad else 0
 
 
-@functools.lru_cache(maxsize=None)
-def _cached_ops_model(backbone: str, precision: str) -> gf.OpsModel:
-    return ops_model(backbone, precision)
-
-
-def ops_models(df: pd.DataFrame, given: dict | None = None) -> dict:
-    """{precision: OpsModel}: ``given`` or, by default, fitted to counted OPs of the backbone."""
-    if given is not None:
-        return dict(given)
-    names = sorted(set(df["backbone"]))
-    if len(names) != 1:
-        raise ValueError(f"df: got backbones {names}; allowed: runs of exactly one backbone")
-    return {p: _cached_ops_model(names[0], p) for p in sorted(set(df["precision"]))}
-
-
-def _context(df: pd.DataFrame, ref_depth: int, iso_refs, ops, d_range) -> dict:
-    sl = iso_slices(config_means(df), ref_depth, iso_refs)
-    slices = {(p, w0): {(p, float(w), int(d)) for w, d in zip(g["width_mult"], g["depth"])}
-              for (p, w0), g in sl.groupby(["precision", "w0"])}
-    return {"ref_depth": ref_depth, "iso_refs": tuple(float(w) for w in iso_refs), "slices": slices,
-            "ops": ops_models(df, ops),
-            "d_range": d_range or (float(df["depth"].min()), float(df["depth"].max()))}
-
-
-def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 200, seed: int = 0,
-                      level: float = 0.95, families=tuple(gf.FAMILIES), d_range=None,
-                      ops: dict | None = None, chosen: dict | None = None) -> pd.DataFrame:
-    """d0, d_n, d_n/d0 (and the Eq. 20 sign) per budget and method, with bootstrap CIs over
-    seeds (the family of each precision is chosen once, on all seeds, by held-out error)."""
-    if df.empty:
-        raise ValueError("df: got no finished runs; allowed: a frame from load_runs with records")
-    chosen = fit_table(df, families)[1] if chosen is None else chosen
-    ctx = _context(df, ref_depth, iso_refs, ops, d_range)
-    res = gf.bootstrap(seed_groups(df), lambda g: _estimates(g, chosen, ctx), n_boot, seed, level)
-    rows = []
-    for key, (est, lo, hi, n_ok) in res.items():
-        who, method, w0 = key.split("|")
-        fam = ""
-        if method.startswith("fit"):
-            fam = chosen.get(who) or "/".join(f"{p}:{chosen.get(p, '-')}" for p in PRECISIONS)
-        rows.append({"w0": float(w0), "d_ref": ref_depth, "quantity": _QUANTITY[who], "method": method,
-                     "family": fam, "estimate": np.nan if est is None else float(est),
-                     "ci_lo": lo, "ci_hi": hi, "n_boot_ok": n_ok, "n_boot": n_boot})
-    return pd.DataFrame(rows)
-
-
-def properties_table(df: pd.DataFrame, ref_depth: int, iso_refs, families=tuple(gf.FAMILIES),
-                     ops: dict | None = None, chosen: dict | None = None) -> pd.DataFrame:
-    """Sec. 3.3 a)-d): model-free shares from config means and from each selected fit."""
-    means = config_means(df)
-    raw = raw_properties(means, ref_depth, iso_refs).assign(source="raw means")
-    chosen = fit_table(df, families)[1] if chosen is None else chosen
-    groups, rows, models = seed_groups(df), [], ops_models(df, ops)
-    for p, fam in chosen.items():
-        fit = gf.fit_surface(fam, *points(groups, p))
-        for k, v in gf.fit_properties(fit, iso_refs[0], ref_depth, models[p]).items():
-            rows.append({"precision": p, "property": k, "share_true": float(v), "n_cases": np.nan,
-                         "source": f"fit {fam} (w0={iso_refs[0]})"})
-    return pd.concat([raw, pd.DataFrame(rows)], ignore_index=True)
+if __name__ == "__main__":
+    sys.exit(main())
