@@ -61,3 +61,24 @@ def test_runs_frame_parses_and_filters_records():
         ("bnn", 0.5, 2, 61.0), ("fp", 1.0, 3, 80.0)]
     with pytest.raises(ValueError, match="metric"):
         gs.runs_frame(recs, metric="train_acc")
+
+
+def test_study_configs_from_quick_preset(tmp_path):
+    params = gs._preset("quick")
+    params["data_root"] = str(tmp_path)  # no CIFAR-10 there: 'auto' falls back to synthetic
+    configs = gs.study_configs(params)
+    assert len(configs) == 9 * 2 * len(params["seeds"])
+    assert {c.dataset for c in configs} == {"synthetic"} and {c.eval_test for c in configs} == {"end"}
+    assert len({c.tag for c in configs}) == 9
+    with pytest.raises(ValueError, match="missing"):
+        gs.study_configs({"backbone": "resnet20"})
+    with pytest.raises(ValueError, match="dataset"):
+        gs.resolve_dataset("imagenet")
+    with pytest.raises(ValueError, match="preset"):
+        gs._preset("huge")
+
+
+def test_cli_plan_lists_pending_runs(tmp_path, capsys):
+    assert gs.main(["plan", "--preset", "quick", "--records", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "36 runs" in out and "'pending': 36" in out
