@@ -9,6 +9,7 @@ ratio is measured twice: on the body (the ``stages`` layers) and on the whole mo
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
@@ -43,9 +44,15 @@ ALL_EXTRAS = Conventions(count_bn=True, count_act=True, count_pool=True, count_b
                          count_scale=True)
 
 
+@functools.lru_cache(maxsize=256)
+def _count(spec, conventions: Conventions | None = None):
+    """``count`` memoised per (frozen, hashable) spec: the same model recurs across rows."""
+    return count(spec, conventions)
+
+
 def _measure(spec) -> dict[str, dict[str, float]]:
     """OPs/params/acts of the whole model and of its body (the ``stages`` layers)."""
-    rep = count(spec)
+    rep = _count(spec)
     body = [r for r in rep.layers if r["name"].startswith("stages.")]
     bops = sum(r["macs"] for r in body if r["binary"])
     flops = sum(r["macs"] for r in body if not r["binary"]) + sum(r["real_ops"] for r in body)
@@ -125,8 +132,8 @@ def table8_rows() -> pd.DataFrame:
     rows = []
     for method, reshaping, paper, name, overrides, widths in PAPER_TABLE8:
         spec = _spec_for(name, overrides, widths)
-        t, extra = count(spec).totals, count(spec, ALL_EXTRAS).totals
-        bin_sc = count(spec.replace(binary_shortcut=True)).totals if spec.binary else t
+        t, extra = _count(spec).totals, _count(spec, ALL_EXTRAS).totals
+        bin_sc = _count(spec.replace(binary_shortcut=True)).totals if spec.binary else t
         rows.append({"method": method, "reshaping": reshaping, "model": name,
                      "widths": "/".join(map(str, spec.widths)), "paper_ops_1e8": paper,
                      "ours_ops_1e8": t["ops"] / 1e8, "ours_all_extras_ops_1e8": extra["ops"] / 1e8,

@@ -71,8 +71,8 @@ def _meta(name: str, kind: str, meta: dict | None) -> dict:
     if not meta.get("title"):
         raise ValueError(f"meta['title']: got {meta.get('title')!r}; allowed: a non-empty string")
     meta.setdefault("what", "")
-    meta.setdefault("notebook", os.environ.get("BNN_NOTEBOOK"))
-    meta.setdefault("preset", os.environ.get("BNN_PRESET"))
+    meta.setdefault("notebook", os.environ.get("BNN_NOTEBOOK") or None)
+    meta.setdefault("preset", os.environ.get("BNN_PRESET") or None)
     meta.setdefault("dataset", None)
     meta["records"] = sorted(str(r) for r in meta.get("records") or [])
     meta.update(name=name, kind=kind)

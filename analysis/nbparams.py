@@ -10,7 +10,6 @@ names and passes ``-p flag false`` on as a truthy string; here both are errors.
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import math
 import os
@@ -128,17 +127,16 @@ def parse_parameters(path: str | os.PathLike) -> dict[str, Param]:
                   bounds, choices)
         # A notebook whose defaults break its own rules is a bug: check them here too.
         params[name] = replace(p, default=check_value(p, default))
-    _crosscheck_papermill(path, params)
+    _crosscheck_papermill(path, nb.cells[idx[0]], params)
     return params
 
 
-def _crosscheck_papermill(path, params: dict[str, Param]) -> None:
-    """papermill's own inspection must not see a parameter we missed."""
-    import papermill
+def _crosscheck_papermill(path, cell, params: dict[str, Param]) -> None:
+    """papermill's own inspection (its Python translator) must not see a parameter we missed."""
+    from papermill.translators import papermill_translators
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        seen = papermill.inspect_notebook(str(path))
-    missing = sorted(set(seen) - set(params))
+    seen = papermill_translators.find_translator("python3", "python").inspect(cell)
+    missing = sorted({p.name for p in seen} - set(params))
     if missing:
         raise ValueError(f"{path}: papermill sees parameters {missing} that were not parsed")
 
@@ -220,6 +218,8 @@ def check_committed(path: str | os.PathLike) -> list[str]:
     """Problems that make a notebook unfit to commit (outputs, counts, parameters cell)."""
     nb = nbformat.read(path, as_version=4)
     problems = []
+    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
+        problems.append("notebook metadata lacks kernelspec name 'python3'")
     n = len(parameters_cells(nb))
     if n != 1:
         problems.append(f"{n} cells tagged 'parameters' (need exactly 1)")

@@ -189,7 +189,7 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
         print(f"[{name}] running with preset {preset!r} ...", flush=True)
         try:
             path = run_notebook(name, preset, timeout=timeout, records=records, figures=figures)
-            print(f"[{name}] done in {time.perf_counter() - t0:.0f} s -> {path.relative_to(REPO)}")
+            print(f"[{name}] done in {time.perf_counter() - t0:.0f} s -> {path}")
         except (ValueError, RuntimeError) as exc:
             failures.append(name)
             print(f"[{name}] FAILED after {time.perf_counter() - t0:.0f} s: {exc}", file=sys.stderr)
