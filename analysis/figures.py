@@ -23,7 +23,7 @@ if "ipykernel" not in sys.modules:
 import pandas as pd  # noqa: E402
 
 __all__ = ["style", "STYLE", "save_figure", "save_table", "load_manifests", "build_gallery",
-           "MANIFEST_KEYS", "dataset_footnote"]
+           "MANIFEST_KEYS", "dataset_footnote", "provenance", "to_markdown"]
 
 DPI = 200
 # One style for every figure: bundled DejaVu fonts so bytes do not depend on system fonts.
@@ -113,6 +113,25 @@ def _write_manifest(outdir: Path, meta: dict, files: list[Path]) -> Path:
     path = outdir / f"{meta['name']}.json"
     _write_bytes(path, (json.dumps(ordered, indent=2, sort_keys=False) + "\n").encode())
     return path
+
+
+def _dataset_label(d) -> str | None:
+    if isinstance(d, dict):
+        name, note = d.get("name"), d.get("note")
+        return f"{name} ({note})" if name and note else name or note
+    return str(d) if d else None
+
+
+def provenance(records: list[dict], records_dir: str | os.PathLike | None = None) -> dict:
+    """Manifest fields ``records`` and ``dataset`` from the run records a figure plots.
+
+    Pass the result as (part of) ``meta``: the dataset line, e.g. the synthetic stand-in or the
+    JPEG-rebuilt CIFAR-10, then appears under the figure and in the gallery.
+    """
+    ids = sorted({str(r.get("config_hash")) for r in records if r.get("config_hash")})
+    labels = sorted({lab for r in records if (lab := _dataset_label(r.get("dataset")))})
+    prefix = f"{Path(records_dir).as_posix()}/" if records_dir else ""
+    return {"records": [prefix + h for h in ids], "dataset": "; ".join(labels) or None}
 
 
 def dataset_footnote(dataset: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """Run the study notebooks with validated parameters: ``python -m analysis.notebooks ...``.
 
-Commands: ``list``, ``describe NAME``, ``run NAME [--preset P] [-p key value ...] [--timeout S]``,
-``run-all [--preset P]``, ``gallery``, ``check`` (committed notebooks are clean).
+Commands: ``list``, ``describe NAME``, ``run NAME [--preset P] [-p key value ...] [--timeout S]
+[--records DIR] [--figures DIR] [--check]``, ``run-all [--preset P]``, ``gallery``, ``check``
+(committed notebooks are clean) and ``clean [NAME ...]`` (strip outputs before committing).
 
 Parameters are the type-annotated assignments of the one cell tagged ``parameters``; a
 trailing comment is the help and may start with a range (``# [0, 1] fraction``, ``(0, inf)``)
@@ -139,7 +140,8 @@ def _extra_params(params: dict[str, Param], records: str | None, figures: str | 
 
 def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
                  timeout: float | None = DEFAULT_TIMEOUT, records: str | None = None,
-                 figures: str | None = None, exec_dir: str | os.PathLike | None = None) -> Path:
+                 figures: str | None = None, exec_dir: str | os.PathLike | None = None,
+                 log_output: bool = False) -> Path:
     """Validate, execute with papermill and return the executed notebook's path.
 
     Raises ValueError for bad parameters (nothing runs) and RuntimeError naming the failing
@@ -160,7 +162,7 @@ def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any]
             papermill.execute_notebook(
                 str(notebook_path(name)), str(tmp), parameters=values, kernel_name=KERNEL,
                 language="python", cwd=str(REPO), progress_bar=False, start_timeout=120,
-                execution_timeout=timeout or None)
+                execution_timeout=timeout or None, log_output=log_output)
     except Exception as exc:  # noqa: BLE001 - every kernel-side failure is reported the same way
         failed = out_dir / f"{final.stem}.failed.ipynb"
         where = _failing_cell(tmp, exc)
@@ -169,8 +171,29 @@ def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any]
         msg = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
         raise RuntimeError(f"notebook {name!r} failed in {where}: {msg.strip()}\n"
                            f"partial output: {failed}") from exc
+    except BaseException:  # Ctrl-C: leave no temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, final)
     return final
+
+
+def clean_notebook(path: Path) -> bool:
+    """Strip outputs, execution counts and papermill metadata in place; True if it changed."""
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    nb.cells = [c for c in nb.cells
+                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for c in nb.cells:
+        c.metadata.pop("papermill", None)
+        c.metadata.pop("execution", None)
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    nb.metadata.pop("papermill", None)
+    if nbformat.writes(nb) == before:
+        return False
+    nbformat.write(nb, path)
+    return True
 
 
 def notebooks_with_preset(preset: str) -> list[str]:
@@ -179,7 +202,7 @@ def notebooks_with_preset(preset: str) -> list[str]:
 
 
 def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str | None = None,
-            figures: str | None = None) -> list[str]:
+            figures: str | None = None, log_output: bool = False) -> list[str]:
     """Run every notebook that has ``preset``, then rebuild the gallery; returns the failures."""
     from .figures import build_gallery
 
@@ -188,9 +211,10 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
         t0 = time.perf_counter()
         print(f"[{name}] running with preset {preset!r} ...", flush=True)
         try:
-            path = run_notebook(name, preset, timeout=timeout, records=records, figures=figures)
+            path = run_notebook(name, preset, timeout=timeout, records=records, figures=figures,
+                                log_output=log_output)
             print(f"[{name}] done in {time.perf_counter() - t0:.0f} s -> {path}")
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one broken notebook must not stop the rest
             failures.append(name)
             print(f"[{name}] FAILED after {time.perf_counter() - t0:.0f} s: {exc}", file=sys.stderr)
     print(f"gallery: {build_gallery(figures or REPO / 'figures')}")
@@ -226,8 +250,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds per cell (0: no limit)")
         sp.add_argument("--records", help="records folder (sets records_dir)")
         sp.add_argument("--figures", help="output folder (sets figures_dir)")
+        sp.add_argument("--log-output", action="store_true", help="stream cell outputs while running")
     sub.add_parser("gallery", help="rebuild figures/README.md").add_argument("--figures", default="figures")
     sub.add_parser("check", help="committed notebooks carry no outputs, one parameters cell")
+    sub.add_parser("clean", help="strip outputs and execution metadata in place").add_argument(
+        "names", nargs="*", help="notebooks (default: all)")
     return ap
 
 
@@ -241,7 +268,8 @@ def _run_cmd(a) -> int:
         extra = _extra_params(params, a.records, a.figures, a.preset)
         print(json.dumps(resolve(a.name, a.preset, {**extra, **overrides}, params), indent=1))
         return 0
-    path = run_notebook(a.name, a.preset, overrides, a.timeout, a.records, a.figures)
+    path = run_notebook(a.name, a.preset, overrides, a.timeout, a.records, a.figures,
+                        log_output=a.log_output)
     print(f"executed: {path}")
     return 0
 
@@ -249,6 +277,8 @@ def _run_cmd(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2: bad parameters, 1: execution failed)."""
     a = _parser().parse_args(argv)
+    if getattr(a, "log_output", False):
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if a.cmd == "list":
             for n in list_notebooks():
@@ -258,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "run":
             return _run_cmd(a)
         elif a.cmd == "run-all":
-            return 1 if run_all(a.preset, a.timeout, a.records, a.figures) else 0
+            return 1 if run_all(a.preset, a.timeout, a.records, a.figures, a.log_output) else 0
         elif a.cmd == "gallery":
             from .figures import build_gallery
             print(build_gallery(a.figures))
+        elif a.cmd == "clean":
+            for n in a.names or list_notebooks():
+                if clean_notebook(notebook_path(n)):
+                    print(f"cleaned notebooks/{n}.ipynb")
         elif a.cmd == "check":
             bad = {n: check_committed(notebook_path(n)) for n in list_notebooks()}
             for n, probs in bad.items():

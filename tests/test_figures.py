@@ -105,3 +105,13 @@ def test_gallery_lists_every_manifest(tmp_path, monkeypatch):
     assert "![Demo](fig_a.png)" in text and "| s | acts | model |" in text
     assert "unrelated" not in text
     assert figures.build_gallery(tmp_path).read_text() == text
+
+
+def test_provenance_from_records():
+    recs = [{"config_hash": "bb", "dataset": {"name": "synthetic", "note": "no CIFAR-10 found"}},
+            {"config_hash": "aa", "dataset": {"name": "synthetic", "note": "no CIFAR-10 found"}},
+            {"config_hash": "aa", "dataset": {"name": "cifar10", "note": "JPEG-rebuilt copy"}}]
+    p = figures.provenance(recs, "results/quick")
+    assert p["records"] == ["results/quick/aa", "results/quick/bb"]
+    assert p["dataset"] == "cifar10 (JPEG-rebuilt copy); synthetic (no CIFAR-10 found)"
+    assert figures.provenance([]) == {"records": [], "dataset": None}

@@ -121,3 +121,15 @@ def test_failing_cell_is_named(toy, capsys):
     executed = toy / "notebooks" / "_executed"
     assert (executed / "toy.defaults.failed.ipynb").is_file()
     assert not (executed / "toy.defaults.ipynb").exists()
+
+
+def test_clean_strips_outputs(toy):
+    path = toy / "notebooks" / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="x\n")]
+    nb.cells[1].execution_count = 3
+    nb.cells[1].metadata["papermill"] = {"status": "completed"}
+    nbformat.write(nb, path)
+    assert check_committed(path) != []
+    assert N.main(["clean"]) == 0 and check_committed(path) == []
+    assert N.clean_notebook(path) is False  # idempotent
