@@ -51,6 +51,21 @@ class _ApproxSign(torch.autograd.Function):
         return g * torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
 
 
+class _ScaledSignSTE(torch.autograd.Function):
+    """y = alpha * sign(w) with alpha per output channel; dy/dw := 1 if |w| <= 1 else 0."""
+
+    @staticmethod
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        alpha = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+        return alpha * binary_sign(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return g * (w.abs() <= 1).to(g.dtype)
+
+
 class Binarizer(nn.Module):
     """Base class. ``binary`` says whether outputs are 1-bit (drives BOPs counting)."""
 
@@ -134,9 +149,7 @@ class ScaledSign(Binarizer):
     kind = "weight"
 
     def forward(self, w):
-        dims = tuple(range(1, w.dim()))
-        alpha = w.detach().abs().mean(dim=dims, keepdim=True)
-        return alpha * _SignClippedSTE.apply(w)
+        return _ScaledSignSTE.apply(w)
 
 
 _REGISTRY: dict[str, type[Binarizer]] = {
