@@ -1,13 +1,16 @@
 """analysis.notebooks: committed notebooks are clean, bad parameters fail before any kernel
 starts, and notebooks run through papermill write the numbers we expect."""
+import hashlib
 import json
 import math
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import notebooks as N
+from analysis.figures import build_gallery, load_manifests
 from analysis.nbparams import check_committed, parse_parameters
 
 NOTEBOOKS = N.list_notebooks()
@@ -58,13 +61,46 @@ def test_cli_check_merges_defaults_preset_overrides(capsys):
     assert values["models"] == N.load_preset("complexity", "quick")["models"]
 
 
-def test_complexity_notebook_numbers(tmp_path):
-    figs = tmp_path / "figs"
-    out = N.run_notebook("complexity", None, {"models": ["resnet20"], "factors": [3.0],
-                                              "precisions": ["fp"], "dwr_pairs": False},
-                         timeout=300, figures=str(figs), exec_dir=tmp_path / "exec")
-    assert out == tmp_path / "exec" / "complexity.defaults.ipynb" and out.is_file()
+WITH_TEST_PRESET = N.notebooks_with_preset("test")
+_RUNS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def test_run(tmp_path_factory):
+    """Run a notebook once per session with its ``test`` preset; returns its output folder."""
+
+    def run(name):
+        if name not in _RUNS:
+            root = tmp_path_factory.mktemp(f"nb-{name}")
+            out = N.run_notebook(name, "test", timeout=600, records=str(root / "records"),
+                                 figures=str(root / "figs"), exec_dir=root / "exec")
+            assert out == root / "exec" / f"{name}.test.ipynb" and out.is_file()
+            _RUNS[name] = root / "figs"
+        return _RUNS[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", WITH_TEST_PRESET)
+def test_notebook_writes_figures_with_numbers(test_run, name):
+    figs = test_run(name)
+    manifests = load_manifests(figs)
+    assert manifests, f"{name} wrote no figure or table"
+    for m in manifests:
+        assert (m["notebook"], m["preset"]) == (name, "test")
+        for fname, sha in m["files"].items():
+            assert hashlib.sha256((figs / fname).read_bytes()).hexdigest() == sha
+        data = pd.read_csv(figs / f"{m['name']}.csv")
+        numbers = data.select_dtypes("number").to_numpy()
+        assert len(data) and numbers.size and np.isfinite(numbers).any(), m["name"]
+    gallery = build_gallery(figs).read_text()
+    assert all(f"`{m['name']}`" in gallery for m in manifests)
+
+
+def test_complexity_notebook_numbers(test_run):
+    figs = test_run("complexity")
     long = pd.read_csv(figs / "complexity_scaling.csv")
+    assert set(long["model"]) == {"resnet20"} and set(long["precision"]) == {"fp"}
     body = long[long["scope"] == "body"].set_index(["transform", "quantity"])["measured"]
     assert body["naive", "acts"] == pytest.approx(1 / math.sqrt(3), rel=0.02)  # Table 3
     assert body["width", "ops"] == pytest.approx(3.0, rel=0.03)  # Table 1, width row
@@ -72,11 +108,10 @@ def test_complexity_notebook_numbers(tmp_path):
     assert body["depth", "acts"] == pytest.approx(3.0, rel=1e-9)
     t8 = pd.read_csv(figs / "complexity_table8.csv", keep_default_na=False)
     t8 = t8.set_index(["method", "reshaping"])
-    assert t8.loc[("FP", "Original"), "ours_ops_1e8"] == pytest.approx(18.2, rel=0.01)  # ~1.82e9 MACs
+    assert t8.loc[("FP", "Original"), "ours_ops_1e8"] == pytest.approx(18.3, rel=0.01)  # paper
     assert t8.loc[("None", "Original"), "ours_ops_1e8"] == pytest.approx(1.63, rel=0.01)  # Bi-Real
-    manifest = json.loads((figs / "complexity_scaling.json").read_text())
-    assert (manifest["notebook"], manifest["preset"]) == ("complexity", None)
-    assert not (figs / "complexity_dwr.csv").exists()  # dwr_pairs=False was honoured
+    assert t8.loc[("None", "Original"), "paper_ops_1e8"] == 1.74
+    assert not (figs / "complexity_dwr.csv").exists()  # dwr_pairs=false was honoured
 
 
 TOY = """from analysis.figures import save_table
