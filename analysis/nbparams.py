@@ -21,8 +21,8 @@ from typing import Any
 import nbformat
 import yaml
 
-__all__ = ["Param", "parse_parameters", "parameters_cells", "check_value", "validate", "from_cli",
-           "check_committed"]
+__all__ = ["Param", "parse_parameters", "parameters_cells", "check_value", "check_names", "validate",
+           "from_cli", "check_committed"]
 
 SCALARS = ("int", "float", "str", "bool", "dict")
 _NUM = r"[-+]?(?:inf|\d+(?:\.\d*)?(?:e[-+]?\d+)?)"
@@ -194,12 +194,17 @@ def check_value(p: Param, v: Any) -> Any:
     return out
 
 
-def validate(params: dict[str, Param], values: dict[str, Any], source: str = "") -> dict[str, Any]:
-    """Check names and values; returns the converted values."""
-    unknown = sorted(set(values) - set(params))
+def check_names(params: dict[str, Param], names, source: str = "") -> None:
+    """ValueError listing the names that the notebook does not declare."""
+    unknown = sorted(set(names) - set(params))
     if unknown:
         raise ValueError(f"parameter name{'s' if len(unknown) > 1 else ''} {unknown}"
                          f"{' in ' + source if source else ''}: unknown; allowed: {list(params)}")
+
+
+def validate(params: dict[str, Param], values: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """Check names and values; returns the converted values."""
+    check_names(params, values, source)
     return {k: check_value(params[k], v) for k, v in values.items()}
 
 

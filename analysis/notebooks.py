@@ -27,7 +27,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from .nbparams import Param, check_committed, from_cli, parse_parameters, validate
+from .nbparams import Param, check_committed, check_names, from_cli, parse_parameters, validate
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
@@ -260,9 +260,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_cmd(a) -> int:
     params = parse_parameters(notebook_path(a.name))
-    unknown = sorted({k for k, _ in a.param} - set(params))
-    if unknown:
-        raise ValueError(f"parameter names {unknown} in -p overrides: unknown; allowed: {list(params)}")
+    check_names(params, [k for k, _ in a.param], "-p overrides")
     overrides = {k: from_cli(params[k], v) for k, v in a.param}
     if a.check:
         extra = _extra_params(params, a.records, a.figures, a.preset)

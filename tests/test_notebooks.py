@@ -168,3 +168,14 @@ def test_clean_strips_outputs(toy):
     assert check_committed(path) != []
     assert N.main(["clean"]) == 0 and check_committed(path) == []
     assert N.clean_notebook(path) is False  # idempotent
+
+
+@pytest.mark.parametrize("text,match", [
+    ("m: 1\n", "parameter name ['m'] in preset toy/bad.yaml: unknown"),
+    ('fail: "false"\n', "'fail': got 'false' (str)"),
+    ("- 1\n", "allowed: a mapping name -> value"),
+])
+def test_bad_preset_file(toy, capsys, text, match):
+    (toy / "notebooks" / "presets" / "toy" / "bad.yaml").write_text(text)
+    assert N.main(["run", "toy", "--preset", "bad"]) == 2
+    assert match in capsys.readouterr().err
