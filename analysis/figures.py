@@ -221,6 +221,11 @@ def _gallery_entry(m: dict, outdir: Path) -> list[str]:
     if m.get("what"):
         lines += [m["what"], ""]
     recs = m.get("records") or []
+    stale = [f for f, sha in sorted((m.get("files") or {}).items())
+             if not (outdir / f).is_file() or _sha256(outdir / f) != sha]
+    if stale:
+        lines += [f"> **Stale**: {', '.join(stale)} missing or changed since this manifest was "
+                  "written; rerun its notebook.", ""]
     lines += [f"- Files: {', '.join(f'[{f}]({f})' for f in files)}",
               f"- Made by: {_origin(m)}",
               f"- Dataset: {m.get('dataset') or 'none (computed from model definitions)'}",

@@ -124,6 +124,9 @@ class _QuietUnknown(logging.Filter):
         return not record.getMessage().startswith("Passed unknown parameter")
 
 
+_QUIET = _QuietUnknown()
+
+
 def _extra_params(params: dict[str, Param], records: str | None, figures: str | None,
                   preset: str | None) -> dict[str, Any]:
     """--records/--figures/--preset passed on where the notebook declares them."""
@@ -156,7 +159,7 @@ def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any]
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{name}.{preset or 'defaults'}.ipynb"
     tmp = out_dir / f".{final.stem}.{os.getpid()}.tmp.ipynb"
-    logging.getLogger("papermill").addFilter(_QuietUnknown())
+    logging.getLogger("papermill").addFilter(_QUIET)
     try:
         with _kernel_env(name, preset):
             papermill.execute_notebook(

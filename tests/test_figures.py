@@ -115,3 +115,11 @@ def test_provenance_from_records():
     assert p["records"] == ["results/quick/aa", "results/quick/bb"]
     assert p["dataset"] == "cifar10 (JPEG-rebuilt copy); synthetic (no CIFAR-10 found)"
     assert figures.provenance([]) == {"records": [], "dataset": None}
+
+
+def test_gallery_flags_stale_files(tmp_path):
+    _render(tmp_path, "fig_a")
+    assert "Stale" not in figures.build_gallery(tmp_path).read_text()
+    (tmp_path / "fig_a.csv").write_text("changed\n")
+    (tmp_path / "fig_a.png").unlink()
+    assert "**Stale**: fig_a.csv, fig_a.png missing or changed" in figures.build_gallery(tmp_path).read_text()
