@@ -18,7 +18,7 @@ from bnnlib.complexity import Conventions, count, dwr_table
 from bnnlib.models import get_spec, list_models
 from bnnlib.reshape import naive_reshape, scale, valid_s
 
-__all__ = ["scaling_rows", "scaling_table", "table8_rows", "dwr_rows", "PAPER_TABLE8",
+__all__ = ["scaling_rows", "scaling_table", "error_summary", "table8_rows", "dwr_rows", "PAPER_TABLE8",
            "QUANTITIES", "PRECISIONS"]
 
 QUANTITIES = ("ops", "params", "acts")
@@ -117,6 +117,17 @@ def scaling_table(long: pd.DataFrame, scope: str = "body") -> pd.DataFrame:
     wide.columns = [f"{q}_{kind[:4]}" for kind, q in wide.columns]
     cols = [f"{q}_{k}" for q in QUANTITIES for k in ("pred", "meas")]
     return wide[cols].reset_index()
+
+
+def error_summary(long: pd.DataFrame) -> pd.DataFrame:
+    """Worst and median |measured/predicted - 1| per (precision, transform, scope, quantity)."""
+    keys = ["precision", "transform", "scope", "quantity"]
+    err = long.assign(abs_err=long["rel_error"].abs())
+    g = err.groupby(keys, sort=True)["abs_err"]
+    out = pd.DataFrame({"n": g.size(), "median_abs_rel_error": g.median(),
+                        "max_abs_rel_error": g.max()}).reset_index()
+    worst = err.loc[g.idxmax().values, "model"].to_numpy()
+    return out.assign(worst_model=worst)
 
 
 def _spec_for(name: str, overrides: dict, widths):
