@@ -209,8 +209,8 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
     """Run every notebook that has ``preset``, then rebuild the gallery; returns the failures."""
     from .figures import build_gallery
 
-    failures = []
-    for name in notebooks_with_preset(preset):
+    failures, names, start = [], notebooks_with_preset(preset), time.perf_counter()
+    for name in names:
         t0 = time.perf_counter()
         print(f"[{name}] running with preset {preset!r} ...", flush=True)
         try:
@@ -220,7 +220,9 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
         except Exception as exc:  # noqa: BLE001 - one broken notebook must not stop the rest
             failures.append(name)
             print(f"[{name}] FAILED after {time.perf_counter() - t0:.0f} s: {exc}", file=sys.stderr)
-    print(f"gallery: {build_gallery(figures or REPO / 'figures')}")
+    print(f"gallery: {build_gallery(REPO / (figures or 'figures'))}")
+    print(f"run-all {preset!r}: {len(names) - len(failures)}/{len(names)} notebooks in "
+          f"{(time.perf_counter() - start) / 60:.1f} min" + (f"; failed: {failures}" if failures else ""))
     return failures
 
 
@@ -251,8 +253,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--preset", default=None if cmd == "run" else "quick")
         sp.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help="seconds per cell (0: no limit)")
-        sp.add_argument("--records", help="records folder (sets records_dir)")
-        sp.add_argument("--figures", help="output folder (sets figures_dir)")
+        sp.add_argument("--records", help="records folder, relative to the repo root (sets records_dir)")
+        sp.add_argument("--figures", help="output folder, relative to the repo root (sets figures_dir)")
         sp.add_argument("--log-output", action="store_true", help="stream cell outputs while running")
     sub.add_parser("gallery", help="rebuild figures/README.md").add_argument("--figures", default="figures")
     sub.add_parser("check", help="committed notebooks carry no outputs, one parameters cell")
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if run_all(a.preset, a.timeout, a.records, a.figures, a.log_output) else 0
         elif a.cmd == "gallery":
             from .figures import build_gallery
-            print(build_gallery(a.figures))
+            print(build_gallery(REPO / a.figures))
         elif a.cmd == "clean":
             for n in a.names or list_notebooks():
                 if clean_notebook(notebook_path(n)):
