@@ -27,7 +27,7 @@ __all__ = ["Param", "parse_parameters", "parameters_cells", "check_value", "chec
 SCALARS = ("int", "float", "str", "bool", "dict")
 _NUM = r"[-+]?(?:inf|\d+(?:\.\d*)?(?:e[-+]?\d+)?)"
 _RANGE = re.compile(rf"^\s*([\[(])\s*({_NUM})\s*,\s*({_NUM})\s*([\])])\s*(.*)$", re.I)
-_CHOICES = re.compile(r"one of:\s*([^;.]+)", re.I)
+_CHOICES = re.compile(r"one of:\s*(.+?)\s*(?:;|\.\s|\.?$)", re.I)  # "0.5" stays one choice
 
 
 @dataclass(frozen=True)

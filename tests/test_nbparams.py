@@ -7,7 +7,8 @@ from analysis.nbparams import check_committed, check_value, from_cli, parse_para
 CELL = """n: int = 3  # [1, 10] number of seeds
 flag: bool = False  # toggles something
 frac: float | None = 0.5  # [0, 1] fraction of training data
-mode: str = "auto"  # one of: auto, cpu, cuda
+mode: str = "auto"  # one of: auto, cpu, cuda. Where the run goes
+lr: float = 0.5  # one of: 0.5, 1.5; learning rate
 xs: list[float] = [1, 2.5]  # (0, inf) scaling factors
 names: list[str] = ["a"]  # one of: a, b
 opts: dict = {"k": 1}
@@ -35,13 +36,15 @@ def params(tmp_path):
 
 
 def test_parse_types_defaults_help(params):
-    assert list(params) == ["n", "flag", "frac", "mode", "xs", "names", "opts", "tag"]
+    assert list(params) == ["n", "flag", "frac", "mode", "lr", "xs", "names", "opts", "tag"]
+    assert params["lr"].choices == ("0.5", "1.5")
     p = params["frac"]
     assert (p.base, p.nullable, p.default, p.bounds) == ("float", True, 0.5, (0.0, 1.0, True, True))
     assert p.help == "fraction of training data"
     assert params["xs"].default == [1.0, 2.5] and params["xs"].elem == "float"
     assert params["xs"].bounds == (0.0, float("inf"), False, False)
     assert params["mode"].choices == ("auto", "cpu", "cuda")
+    assert params["names"].choices == ("a", "b")
     assert params["tag"].type == "str | None" and params["opts"].default == {"k": 1}
 
 
