@@ -84,7 +84,9 @@ def _kernel_env(name: str, preset: str | None):
     with tempfile.TemporaryDirectory(prefix="bnn-kernel-") as tmp:
         kdir = Path(tmp, "kernels", KERNEL)
         kdir.mkdir(parents=True)
-        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # log-level ERROR: drops the kernel app's TCP-transport warning on every start.
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                         "--log-level=ERROR"],
                 "display_name": "Python 3 (bnn-dwr)", "language": "python"}
         (kdir / "kernel.json").write_text(json.dumps(spec))
         env = {"JUPYTER_PATH": os.pathsep.join(filter(None, [tmp, os.environ.get("JUPYTER_PATH")])),

@@ -3,6 +3,7 @@ starts, and notebooks run through papermill write the numbers we expect."""
 import hashlib
 import json
 import math
+import sys
 
 import nbformat
 import numpy as np
@@ -129,7 +130,8 @@ def toy(tmp_path, monkeypatch):
         f'n: int = 1  # [0, 5] rows\nfail: bool = False\nfigures_dir: str = "{tmp_path / "figs"}"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(TOY),
-                nbformat.v4.new_code_cell("assert not fail, 'asked to fail'")]
+                nbformat.v4.new_code_cell("assert not fail, 'asked to fail'"),
+                nbformat.v4.new_code_cell("import sys; print(sys.executable)")]
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nbformat.write(nb, nbdir / "toy.ipynb")
     (nbdir / "presets" / "toy" / "quick.yaml").write_text("n: 2\n")
@@ -145,7 +147,8 @@ def test_run_all_fills_gallery(toy):
     manifest = json.loads((toy / "figs" / "toy_table.json").read_text())
     assert (manifest["notebook"], manifest["preset"]) == ("toy", "quick")
     assert "`toy_table`: Toy" in (toy / "figs" / "README.md").read_text()
-    assert (toy / "notebooks" / "_executed" / "toy.quick.ipynb").is_file()
+    executed = nbformat.read(toy / "notebooks" / "_executed" / "toy.quick.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == sys.executable  # our interpreter
     assert not list((toy / "notebooks" / "_executed").glob(".*tmp*"))
 
 
