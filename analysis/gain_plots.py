@@ -9,10 +9,7 @@ from . import gain_fit as gf
 from . import gain_surface as gs
 from . import gain_tables as gt
 
-try:
-    from .figures import save_figure, save_table, style
-except ImportError:  # pragma: no cover - the shared saver lands with the notebooks machinery
-    from ._gain_saver import save_figure, save_table, style
+from .figures import save_figure, save_table, style
 
 import matplotlib.pyplot as plt  # noqa: E402  (after figures picks the backend)
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
