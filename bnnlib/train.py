@@ -323,6 +323,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
            "weights_sha256": records.weights_sha256(sd),
            "weights_file": "weights.pt" if cfg.save_weights else None,
            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    rec = records.jsonable(rec)  # return exactly what is on disk (lists, not tuples)
     records.write_json_atomic(out / "record.json", rec)
     ckpt_path.unlink(missing_ok=True)
     return rec
