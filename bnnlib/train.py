@@ -29,7 +29,7 @@ from .data import augment, normalize, resolve_dataset
 from .train_config import PRESETS, TrainConfig, resolved_hparams
 
 __all__ = ["TrainConfig", "PRESETS", "train", "StopTraining", "build_model", "evaluate",
-           "resolve_device", "main"]
+           "resolve_device", "cosine_lr", "write_record", "log_epoch", "main"]
 
 RECORD_VERSION = 1
 
@@ -108,6 +108,11 @@ def _set_rng_state(st: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def cosine_lr(peak: float, t: int, total: int) -> float:
+    """Cosine annealing from ``peak`` at step 0 to zero at step ``total``."""
+    return peak * 0.5 * (1.0 + math.cos(math.pi * t / total))
+
+
 def _quiet(cfg: TrainConfig) -> bool:
     """Progress bars off under CI, off when stderr is not a terminal, or when asked."""
     if cfg.progress is not None:
@@ -167,8 +172,7 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     check = 1 if dev.type == "cpu" else 25  # loss checks sync the GPU: batch them there
     pending = []
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"epoch {st['epoch'] + 1}"):
-        t = st["step"] - ph["step0"]
-        lr = ph["lr"] * 0.5 * (1.0 + math.cos(math.pi * t / ph["steps"]))
+        lr = cosine_lr(ph["lr"], st["step"] - ph["step0"], ph["steps"])
         for g in opt.param_groups:
             g["lr"] = lr
         idx = perm[i * bs:(i + 1) * bs]
@@ -207,12 +211,12 @@ def _peak_memory(device) -> dict:
     return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def _complexity(model: nn.Module) -> dict | None:
+def _complexity(spec) -> dict | None:
     try:
         from .complexity import count
     except ImportError:  # complexity counter not available in this checkout
         return None
-    return dict(count(model.spec).totals)
+    return dict(count(spec).totals)
 
 
 def _summary(st: dict) -> dict:
@@ -307,47 +311,55 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
     n_img = (st["step"] - step_start) * bs
     timings = {"total_s": time.perf_counter() - t0, "data_s": t_data, "train_s": t_train,
                "eval_s": t_eval, "steps": st["step"],
-               "step_time_s": t_train / max(st["step"], 1),
+               "step_time_s": t_train / max(st["step"] - step_start, 1),
                "images_per_s": n_img / t_train if t_train else None,
                "resumed": step_start > 0, **_peak_memory(device)}
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    rec = write_record(cfg, out, st, data.info, sd, model.spec, device, timings)
+    ckpt_path.unlink(missing_ok=True)
+    return rec
+
+
+def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dict, spec,
+                 device, timings: dict) -> dict:
+    """Assemble the run record (and weights.pt when asked), write it atomically, return it."""
+    from .spec import spec_to_dict
     if cfg.save_weights:
         records.save_atomic(sd, out / "weights.pt")
     git = records.git_commit()
     rec = {"record_version": RECORD_VERSION, "status": "diverged" if st["diverged"] else "finished",
-           "diverged_at": st["diverged"], "config": records.config_dict(cfg), "config_hash": chash,
-           "seed": cfg.seed, "dataset": data.info, "hparams": h, "metrics": _summary(st),
-           "complexity": _complexity(model), "model_spec": _spec_dict(model),
-           "timings": timings, "versions": records.versions(), "git_commit": git["commit"],
-           "git_dirty": git["dirty"], "device": records.device_info(device),
+           "diverged_at": st["diverged"], "config": records.config_dict(cfg),
+           "config_hash": records.config_hash(cfg), "seed": cfg.seed, "dataset": data_info,
+           "hparams": resolved_hparams(cfg), "metrics": _summary(st), "complexity": _complexity(spec),
+           "model_spec": spec_to_dict(spec), "timings": timings, "versions": records.versions(),
+           "git_commit": git["commit"], "git_dirty": git["dirty"], "device": records.device_info(device),
            "weights_sha256": records.weights_sha256(sd),
            "weights_file": "weights.pt" if cfg.save_weights else None,
            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     rec = records.jsonable(rec)  # return exactly what is on disk (lists, not tuples)
     records.write_json_atomic(out / "record.json", rec)
-    ckpt_path.unlink(missing_ok=True)
     return rec
 
 
-def _spec_dict(model) -> dict:
-    from .spec import spec_to_dict
-    return spec_to_dict(model.spec)
-
-
 def _end_epoch(st: dict, cfg: TrainConfig, ctx: dict, epoch_s: float) -> None:
-    """Validation (+ test) accuracy, history entry, best-on-validation bookkeeping."""
+    """Validation (+ test) accuracy, then the epoch's history entry."""
     d, fwd, dev = ctx["data"], ctx["fwd"], ctx["device"]
     val = evaluate(fwd, d.x_val, d.y_val, cfg, dev)
     last = st["epoch"] + 1 == cfg.epochs
     test = evaluate(fwd, d.x_test, d.y_test, cfg, dev) if cfg.eval_test == "every_epoch" or last else None
+    log_epoch(st, cfg, val, test, epoch_s, ctx["model"].state_dict)
+
+
+def log_epoch(st: dict, cfg: TrainConfig, val, test, epoch_s: float, state_fn) -> None:
+    """Append the epoch to ``st['history']``; keep the best epoch, chosen on validation only."""
     e = {"epoch": st["epoch"] + 1, "train_loss": st["train_loss"], "train_acc": st["train_acc"],
          "val_acc": val, "test_acc": test, "lr": st["last_lr"], "time_s": epoch_s}
     st["history"].append(e)
-    # best epoch chosen on validation only; without a validation set it is the last epoch
+    # without a validation set the best epoch is simply the last one
     if st["best"] is None or val is None or val > st["best"]["val_acc"]:
         st["best"] = dict(e)
         if cfg.eval_test == "end":
-            st["best_state"] = {k: v.detach().cpu().clone() for k, v in ctx["model"].state_dict().items()}
+            st["best_state"] = {k: v.detach().cpu().clone() for k, v in state_fn().items()}
 
 
 def _fill_test_at_end(st: dict, cfg: TrainConfig, ctx: dict) -> None:
