@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import traceback
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bnnlib import records
@@ -62,14 +60,6 @@ def _done_record(run_dir: Path) -> dict | None:
     return None
 
 
-def _failed_record(cfg: TrainConfig, exc: BaseException) -> dict:
-    return {"status": "failed", "config": records.config_dict(cfg), "config_hash": config_hash(cfg),
-            "seed": cfg.seed, "error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc)),
-            "git_commit": records.git_commit()["commit"], "versions": records.versions(),
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
 def run_one(config: dict, run_dir: str) -> dict:
     """Train one config in ``run_dir`` (resuming); a raised error becomes a 'failed' record."""
     from bnnlib.train import train
@@ -77,7 +67,7 @@ def run_one(config: dict, run_dir: str) -> dict:
     try:
         return train(cfg, run_dir, resume=True)
     except Exception as exc:  # isolation: one bad run must not stop the sweep
-        rec = _failed_record(cfg, exc)
+        rec = records.failure_record(cfg, exc)
         records.write_json_atomic(Path(run_dir) / "record.json", rec)
         return rec
 

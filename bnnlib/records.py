@@ -21,7 +21,7 @@ import torch
 
 __all__ = ["write_json_atomic", "read_json", "config_hash", "config_dict", "versions",
            "git_commit", "device_info", "weights_sha256", "save_atomic", "jsonable",
-           "HASH_EXCLUDED"]
+           "HASH_EXCLUDED", "failure_record"]
 
 # Operational fields: they change where/how a run executes, not what it computes, so two
 # configs differing only here are the same experiment (and share one records folder).
@@ -165,6 +165,18 @@ def weights_sha256(state_dict: dict) -> str:
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def failure_record(config: Any, exc: BaseException) -> dict:
+    """Record of a run that raised: its config, hash, error and full traceback."""
+    import traceback
+    from datetime import datetime, timezone
+    cd = config_dict(config)
+    return {"status": "failed", "config": cd, "config_hash": config_hash(config),
+            "seed": cd.get("seed"), "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc)),
+            "git_commit": git_commit()["commit"], "versions": versions(),
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def python_info() -> dict:

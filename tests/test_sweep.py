@@ -92,3 +92,12 @@ def test_submitit_missing_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ValueError, match="bnn-dwr\\[cluster\\]"):
         sweep.run_sweep([cfg()], tmp_path, executor="submitit")
+
+
+def test_packed_executor_writes_one_record_per_run_and_skips(tmp_path):
+    configs = [cfg(seed=s, epochs=1) for s in (0, 1)]
+    recs = sweep.run_sweep(configs, tmp_path, executor="packed")
+    assert [r["status"] for r in recs] == ["finished", "finished"]
+    assert recs[0]["timings"]["packed"]["k"] == 2
+    assert (tmp_path / sweep.config_hash(configs[1]) / "record.json").is_file()
+    assert sweep.run_sweep(configs, tmp_path, executor="packed") == recs
