@@ -170,11 +170,15 @@ def _epoch(sts, cfgs, ctx) -> None:
     n, c0 = len(d.y_train), cfgs[0]
     steps = n // bs
     perms = [torch.randperm(n, generator=g, device=g.device) for g in gens]
-    loss_sum = torch.zeros(k, device=d.y_train.device)
-    correct = torch.zeros(k, dtype=torch.long, device=d.y_train.device)
+    dev = d.y_train.device
+    loss_sum = torch.zeros(k, device=dev)
+    correct = torch.zeros(k, dtype=torch.long, device=dev)
+    # first non-finite step per net, kept on the device: no host sync inside the loop
+    bad = torch.tensor([-1 if s["diverged"] is None else s["diverged"]["step"] for s in sts], device=dev)
+    step0 = sts[0]["step"]
     net.train()
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"packed epoch {sts[0]['epoch'] + 1}"):
-        lr = cosine_lr(ctx["lr"], sts[0]["step"], ctx["total_steps"])
+        lr = cosine_lr(ctx["lr"], step0 + i, ctx["total_steps"])
         for g in opt.param_groups:
             g["lr"] = lr
         xs, ys = [], []
@@ -188,17 +192,17 @@ def _epoch(sts, cfgs, ctx) -> None:
             logits = net(x)
         logits = logits.float().view(bs, k, -1)
         losses = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").mean(0)  # (K,)
-        alive = torch.tensor([s["diverged"] is None for s in sts], device=losses.device)
+        bad = torch.where((bad < 0) & ~torch.isfinite(losses.detach()), step0 + i, bad)
+        alive = bad < 0  # a diverged net leaves the loss; its NaNs stay in its own channel block
         opt.zero_grad(set_to_none=True)
         torch.where(alive, losses, 0.0).sum().backward()
         opt.step()
-        finite = torch.isfinite(losses.detach()).tolist()
-        for j, s in enumerate(sts):
-            s["step"] += 1
-            if s["diverged"] is None and not finite[j]:
-                s["diverged"] = {"epoch": s["epoch"] + 1, "step": s["step"] - 1}
-        loss_sum += losses.detach()
+        loss_sum += torch.where(alive, losses.detach(), 0.0)
         correct += (logits.argmax(2) == y).sum(0)
+    for j, b in enumerate(bad.tolist()):
+        sts[j]["step"] = step0 + steps
+        if b >= 0 and sts[j]["diverged"] is None:
+            sts[j]["diverged"] = {"epoch": sts[j]["epoch"] + 1, "step": b}
     for j, s in enumerate(sts):
         s["last_lr"], s["train_loss"] = lr, float(loss_sum[j]) / steps
         s["train_acc"] = 100.0 * int(correct[j]) / (steps * bs)
@@ -220,6 +224,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     models = [build_model(c) for c in configs]
     fmt = torch.channels_last if c0.channels_last else torch.preserve_format
     net = pack_models(models).to(device, memory_format=fmt)
+    fwd = torch.compile(net, mode=c0.compile_mode) if c0.compile else net
     opt = _make_optimizer(net, h, h["weight_decay"])
     gens = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
     sts = [{"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None} for _ in configs]
@@ -234,7 +239,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     bs, steps = h["batch_size"], len(d.y_train) // h["batch_size"]
     if steps == 0:
         raise ValueError(f"batch_size: got {bs}; allowed: at most the {len(d.y_train)} training images")
-    ctx = {"net": net, "opt": opt, "gens": gens, "data": d, "bs": bs, "k": k, "quiet": _quiet(c0),
+    ctx = {"net": fwd, "opt": opt, "gens": gens, "data": d, "bs": bs, "k": k, "quiet": _quiet(c0),
            "lr": h["lr"], "total_steps": c0.epochs * steps}
     step_start, t_train, t_eval = sts[0]["step"], 0.0, 0.0
     while sts[0]["epoch"] < c0.epochs and any(s["diverged"] is None for s in sts):
@@ -243,8 +248,8 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
         t_train += time.perf_counter() - t1
         t2 = time.perf_counter()
         last = sts[0]["epoch"] + 1 == c0.epochs
-        vals = _evaluate(net, d.x_val, d.y_val, k, c0)
-        tests = _evaluate(net, d.x_test, d.y_test, k, c0)
+        vals = _evaluate(fwd, d.x_val, d.y_val, k, c0)
+        tests = _evaluate(fwd, d.x_test, d.y_test, k, c0)
         t_eval += time.perf_counter() - t2
         for s, c, v, t in zip(sts, configs, vals, tests):
             if s["diverged"] is None:

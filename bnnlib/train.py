@@ -257,7 +257,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
     h = resolved_hparams(cfg)
     model = build_model(cfg)
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     bs = h["batch_size"]
     if len(data.y_train) < bs:

@@ -28,6 +28,7 @@ PRESETS = {
                       "batch_size": 512, "wd_on": "weights"},
 }
 AMP_MODES = ("none", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EVAL_TEST_MODES = ("every_epoch", "end")
 
 
@@ -60,6 +61,7 @@ class TrainConfig:
     amp: str = "none"                  # "bf16": autocast on CUDA/CPU
     channels_last: bool = False
     compile: bool = False              # torch.compile the model
+    compile_mode: str = "default"      # "reduce-overhead": CUDA graphs on a GPU
     eval_batch_size: int = 1000
     eval_test: str = "every_epoch"     # "end": test only at the last and the best-val epoch
     two_step: bool = False             # step 1 real weights + binary acts, step 2 all binary
@@ -155,6 +157,7 @@ def _check_values(c: TrainConfig) -> None:
     _need(c.dataset in DATASETS, "dataset", c.dataset, str(DATASETS))
     _need(c.optimizer in PRESETS, "optimizer", c.optimizer, str(tuple(PRESETS)))
     _need(c.amp in AMP_MODES, "amp", c.amp, str(AMP_MODES))
+    _need(c.compile_mode in COMPILE_MODES, "compile_mode", c.compile_mode, str(COMPILE_MODES))
     _need(c.eval_test in EVAL_TEST_MODES, "eval_test", c.eval_test, str(EVAL_TEST_MODES))
     for f in ("width_mult", "depth_div", "distill_temperature"):
         _need(getattr(c, f) > 0, f, getattr(c, f), "a number > 0")

@@ -156,6 +156,7 @@ BAD = [
     ({"model_kwargs": {"input_binarizer": "magic"}}, "input_binarizer"),
     ({"model_kwargs": {"weight_binarizer": "nope"}}, "weight_binarizer"),
     ({"amp": "fp8"}, "amp"),
+    ({"compile_mode": "fast"}, "compile_mode"),
     ({"device": "tpu"}, "device"),
     ({"val_size": -5}, "val_size"),
     ({"teacher_model": "resnet20"}, "teacher_weights"),
