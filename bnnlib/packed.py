@@ -31,8 +31,8 @@ from .data import augment, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
 from .models.common import PadShortcut
-from .train import (_make_optimizer, _peak_memory, _quiet, build_model, cosine_lr, log_epoch,
-                    resolve_device, write_record)
+from .train import (_make_optimizer, _peak_memory, _quiet, build_model, cosine_lr,
+                    eval_batch_size, log_epoch, resolve_device, write_record)
 from .train_config import TrainConfig, resolved_hparams
 
 __all__ = ["pack_models", "unpack_state", "pack_key", "train_packed", "run_packed",
@@ -155,8 +155,10 @@ def _evaluate(net, x, y, k, cfg) -> list[float | None]:
     if len(y) == 0:
         return [None] * k
     correct = torch.zeros(k, dtype=torch.long, device=y.device)
-    for s in range(0, len(y), cfg.eval_batch_size):
-        xb = normalize(x[s:s + cfg.eval_batch_size], channels_last=cfg.channels_last).repeat(1, k, 1, 1)
+    net.eval()
+    bs = eval_batch_size(cfg, y.device)
+    for s in range(0, len(y), bs):
+        xb = normalize(x[s:s + bs], channels_last=cfg.channels_last).repeat(1, k, 1, 1)
         with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
             out = net(xb)
         correct += (out.view(len(xb), k, -1).argmax(2) == y[s:s + len(xb), None]).sum(0)
@@ -216,6 +218,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     if c0.threads is not None:
         torch.set_num_threads(c0.threads)
     device = resolve_device(c0.device)
+    git = records.git_commit()
     t0 = time.perf_counter()
     d = resolve_dataset(c0.dataset, c0.data_root, c0.val_size, c0.train_subset, c0.split_seed,
                         synthetic_train=c0.synthetic_train, synthetic_test=c0.synthetic_test).to(device)
@@ -268,7 +271,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     recs = []
     for c, s, sd, m, o in zip(configs, sts, unpack_state(net.state_dict(), k), models, out_dirs):
         Path(o).mkdir(parents=True, exist_ok=True)
-        recs.append(write_record(c, Path(o), s, d.info, sd, m.spec, device, timings))
+        recs.append(write_record(c, Path(o), s, d.info, sd, m.spec, device, timings, git))
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return recs

@@ -26,7 +26,7 @@ __all__ = ["write_json_atomic", "read_json", "config_hash", "config_dict", "vers
 # Operational fields: they change where/how a run executes, not what it computes, so two
 # configs differing only here are the same experiment (and share one records folder).
 HASH_EXCLUDED = frozenset({"device", "threads", "data_root", "save_weights", "progress",
-                           "stop_after_epoch"})
+                           "stop_after_epoch", "eval_batch_size"})
 
 
 def jsonable(obj: Any) -> Any:

@@ -129,13 +129,21 @@ def evaluate(fwd, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device) ->
     """Top-1 accuracy (%) over ALL of x (no dropped batch); None when x is empty."""
     if len(y) == 0:
         return None
+    fwd.eval()
+    device = torch.device(device)
+    bs = eval_batch_size(cfg, device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for s in range(0, len(y), cfg.eval_batch_size):
-        xb = normalize(x[s:s + cfg.eval_batch_size], channels_last=cfg.channels_last)
+    for s in range(0, len(y), bs):
+        xb = normalize(x[s:s + bs], channels_last=cfg.channels_last)
         with _autocast(cfg, device):
             out = fwd(xb)
-        correct += (out.argmax(1) == y[s:s + cfg.eval_batch_size]).sum()
+        correct += (out.argmax(1) == y[s:s + bs]).sum()
     return 100.0 * int(correct) / len(y)
+
+
+def eval_batch_size(cfg: TrainConfig, device) -> int:
+    """Inference batch: small on CPU, where 100-image batches stay in cache (2x faster than 1000)."""
+    return cfg.eval_batch_size or (1000 if torch.device(device).type == "cuda" else 100)
 
 
 def _load_teacher(cfg: TrainConfig, device) -> nn.Module | None:
@@ -249,6 +257,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    git = records.git_commit()  # the code that runs is the code at start
     t0 = time.perf_counter()
     data = resolve_dataset(cfg.dataset, cfg.data_root, cfg.val_size, cfg.train_subset,
                            cfg.split_seed, synthetic_train=cfg.synthetic_train,
@@ -315,18 +324,18 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
                "images_per_s": n_img / t_train if t_train else None,
                "resumed": step_start > 0, **_peak_memory(device)}
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    rec = write_record(cfg, out, st, data.info, sd, model.spec, device, timings)
+    rec = write_record(cfg, out, st, data.info, sd, model.spec, device, timings, git)
     ckpt_path.unlink(missing_ok=True)
     return rec
 
 
 def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dict, spec,
-                 device, timings: dict) -> dict:
+                 device, timings: dict, git: dict | None = None) -> dict:
     """Assemble the run record (and weights.pt when asked), write it atomically, return it."""
     from .spec import spec_to_dict
     if cfg.save_weights:
         records.save_atomic(sd, out / "weights.pt")
-    git = records.git_commit()
+    git = git or records.git_commit()
     rec = {"record_version": RECORD_VERSION, "status": "diverged" if st["diverged"] else "finished",
            "diverged_at": st["diverged"], "config": records.config_dict(cfg),
            "config_hash": records.config_hash(cfg), "seed": cfg.seed, "dataset": data_info,
