@@ -172,6 +172,19 @@ def load_cifar10(root: str | os.PathLike | None = None, download: bool = True,
         if not download:
             raise FileNotFoundError(_offline_message(base, "(download disabled)", RuntimeError("not attempted")))
         d = download_cifar10(base, url=url, md5=md5)
+    key = (str(d.resolve()), tuple((d / f).stat().st_mtime_ns if (d / f).exists() else None
+                                   for f in TRAIN_FILES + (TEST_FILE, "SOURCE.md")))
+    if key not in _CACHE:  # unpickling takes seconds; sweeps load the same files many times
+        _CACHE.clear()
+        _CACHE[key] = _read_all(d)
+    return _CACHE[key]
+
+
+_CACHE: dict = {}
+
+
+def _read_all(d: Path) -> Dataset:
+    """Parse the five training batches and the test batch in ``d``."""
     xs, ys = zip(*(_read_batch(d / f) for f in TRAIN_FILES))
     xt, yt = _read_batch(d / TEST_FILE)
     note, extra = _note_for(d)

@@ -55,6 +55,7 @@ def test_layout_pixels_follow_official_plane_order(tmp_path):
     raw = pickle.loads((tmp_path / data.DIRNAME / "data_batch_1").read_bytes())[b"data"]
     ds = data.load_cifar10(tmp_path, download=False)
     assert ds.x_train[0, 1, 0, 0] == raw[0, 1024] and ds.x_train[0, 0, 1, 0] == raw[0, 32]
+    assert data.load_cifar10(tmp_path, download=False) is ds  # parsed once per process
 
 
 def test_corrupt_md5_raises_and_extracts_nothing(fake_archive, tmp_path):
