@@ -108,13 +108,14 @@ def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
             a, b = out[f"fp|{m}|{w0}"], out[f"bnn|{m}|{w0}"]
             out[f"ratio|{m}|{w0}"] = b / a if a and b is not None else None
         dfp = out[f"fp|{_METHODS[0]}|{w0}"]
-        out[f"eq20|{_METHODS[0]}|{w0}"] = (float(gf.marginal_gap(fits["bnn"], dfp, w0, d0, ctx["ops"]["bnn"]))
+        bops = ctx["ops"].get("bnn")  # gap x budget: accuracy points per relative change of OPs
+        out[f"eq20|{_METHODS[0]}|{w0}"] = (float(gf.marginal_gap(fits["bnn"], dfp, w0, d0, bops) * bops(w0, d0))
                                          if dfp and fits.get("bnn") else None)
     return out
 
 
 _QUANTITY = {"fp": "d0 (FP)", "bnn": "d_n (BNN)", "ratio": "d_n / d0",
-             "eq20": "BNN m_d - m_w at FP's d0 (Eq. 20: < 0)"}
+             "eq20": "BNN (m_d - m_w) x C at FP's d0 (Eq. 20: < 0)"}
 
 
 def ops_models(df: pd.DataFrame, given: dict | None = None) -> dict:

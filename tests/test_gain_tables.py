@@ -58,7 +58,7 @@ def test_equilibrium_table_recovers_known_shift():
     r = row("d_n / d0", "fit optimum")
     assert r["ci_lo"] <= r["estimate"] <= r["ci_hi"] < 1 and r["n_boot_ok"] == 10
     assert row("d_n (BNN)", "fit balance (Eq. 11/21)")["estimate"] == pytest.approx(dn, rel=0.08)
-    assert row("BNN m_d - m_w at FP's d0 (Eq. 20: < 0)", "fit optimum")["estimate"] < 0
+    assert row("BNN (m_d - m_w) x C at FP's d0 (Eq. 20: < 0)", "fit optimum")["estimate"] < 0
     raw = row("d_n (BNN)", "raw vertex (quadratic in ln d)")["estimate"]
     assert 1 <= raw < row("d0 (FP)", "raw vertex (quadratic in ln d)")["estimate"]
 
