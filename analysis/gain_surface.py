@@ -13,8 +13,11 @@ Conventions (all explicit here):
 - Matched OPs are defined within each precision: FP OPs = FLOPs, BNN OPs = BOPs/64 + FLOPs
   (``bnnlib.complexity``). The iso-OPs diagonal through a precision's own reference net
   N[w0, d0] is solved from that precision's counted OPs (``gain_fit.OpsModel``), not from the
-  idealised w0 sqrt(d0/d): in a BNN the real stem and head are a large share of the OPs, so
-  its diagonal is not the FP one. Each config's OPs deviation from its reference is reported.
+  idealised w0 sqrt(d0/d): the half-width first conv of each later stage makes shallow nets
+  cheaper than d w^2 (FP ResNet-20: w = 1.94, not 1.73, at d = 1), and in a BNN the real
+  stem and head are a large share of the OPs. With the stem fixed, the FP and BNN diagonals
+  coincide up to rounding; where they do not, each precision trains its own. Each config's
+  OPs deviation from its reference is reported (``iso_slices``).
 - G is a test accuracy in percent (``metric``; default the final epoch, so no selection on
   the test set). The optimum is a measurement of the surface, not a model choice.
 """
