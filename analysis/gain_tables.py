@@ -158,8 +158,24 @@ def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 
             fam = chosen.get(who) or "/".join(f"{p}:{chosen.get(p, '-')}" for p in PRECISIONS)
         rows.append({"w0": float(w0), "d_ref": ref_depth, "quantity": _QUANTITY[who], "method": method,
                      "family": fam, "estimate": np.nan if est is None else float(est),
-                     "ci_lo": lo, "ci_hi": hi, "n_boot_ok": n_ok, "n_boot": n_boot})
+                     "ci_lo": lo, "ci_hi": hi, "n_boot_ok": n_ok, "n_boot": n_boot,
+                     "at_edge": _edge(res, who, method, w0, ctx["d_range"])})
     return pd.DataFrame(rows)
+
+
+def _edge(res: dict, who: str, method: str, w0: str, d_range) -> str:
+    """'low'/'high' when a depth estimate (or a ratio's part) sits on the sampled range's end:
+    then it is only a bound (the optimum may lie beyond the grid); '' otherwise."""
+    parts = {"ratio": ("fp", "bnn"), "fp": ("fp",), "bnn": ("bnn",)}.get(who, ())
+    tol = 1e-3 * (d_range[1] - d_range[0])
+    edges = []
+    for p in parts:
+        v = res[f"{p}|{method}|{w0}"][0]
+        if v is not None and abs(v - d_range[0]) < tol:
+            edges.append(f"{p} low")
+        elif v is not None and abs(v - d_range[1]) < tol:
+            edges.append(f"{p} high")
+    return ", ".join(edges)
 
 
 def properties_table(df: pd.DataFrame, ref_depth: int, iso_refs, families=tuple(gf.FAMILIES),

@@ -57,6 +57,10 @@ def test_equilibrium_table_recovers_known_shift():
     assert row("d_n (BNN)", "fit optimum")["estimate"] == pytest.approx(dn, rel=0.08)
     r = row("d_n / d0", "fit optimum")
     assert r["ci_lo"] <= r["estimate"] <= r["ci_hi"] < 1 and r["n_boot_ok"] == 10
+    assert r["at_edge"] == "" and row("d0 (FP)", "raw argmax")["at_edge"] == ""
+    edge = gt.equilibrium_table(df, ref_depth=D0, iso_refs=(W0,), n_boot=2, ops=IDEAL,
+                                families=("power",), d_range=(1.0, 2.0))
+    assert (edge["at_edge"].str.contains("high")).any()
     assert row("d_n (BNN)", "fit balance (Eq. 11/21)")["estimate"] == pytest.approx(dn, rel=0.08)
     assert row("BNN (m_d - m_w) x C at FP's d0 (Eq. 20: < 0)", "fit optimum")["estimate"] < 0
     raw = row("d_n (BNN)", "raw vertex (quadratic in ln d)")["estimate"]
