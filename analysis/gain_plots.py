@@ -53,6 +53,7 @@ def heatmaps(df: pd.DataFrame, ref_depth: int, iso_refs, ops: dict, outdir, meta
         ax.set_title(_LABEL[p])
         fig.colorbar(sc, ax=ax, label="test accuracy (%)")
     axes[0].set_ylabel("depth d (blocks per stage)")
+    axes[0].set_yticks(sorted(set(means["depth"])))
     return save_figure(fig, "gain_surface_heatmaps", means, outdir,
                        {**meta, "title": "Accuracy over width and depth, FP and BNN",
                         "what": "Mean test accuracy over seeds at each (w, d); dashed: iso-OPs "
@@ -91,6 +92,7 @@ def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int,
                 ax.axvline(b["estimate"], color="k", lw=1, label=f"optimum d = {b['estimate']:.2f}")
                 if np.isfinite(b["ci_lo"]):
                     ax.axvspan(b["ci_lo"], b["ci_hi"], color="0.5", alpha=0.2, label="95% bootstrap CI")
+            ax.set_xticks(sorted(set(df["depth"])))
             ax.set_title(f"{p.upper()}: iso-OPs through N[{w0:g}, {ref_depth}]")
             ax.set_xlabel("depth d (blocks per stage); width follows the iso-OPs curve")
             ax.set_ylabel("test accuracy (%)")
@@ -132,6 +134,7 @@ def surfaces(df: pd.DataFrame, chosen: dict, ref_depth: int, iso_refs, ops: dict
         rows += [{"precision": p, "family": chosen[p], "width_mult": w, "depth": d, "acc_fit": g}
                  for w, d, g in zip(W.ravel(), D.ravel(), G.ravel())]
     axes[0].set_ylabel("depth d (blocks per stage)")
+    axes[0].set_yticks(sorted(set(df["depth"])))
     return save_figure(fig, "gain_surface_fits", pd.DataFrame(rows), outdir,
                        {**meta, "title": "Fitted gain surfaces G = f(w, d) and G_b^t = f_b - g_L",
                         "what": "Family chosen per precision by leave-one-config-out error; dots: "
