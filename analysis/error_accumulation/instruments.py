@@ -195,10 +195,15 @@ def _default_loss(out, y):
     return F.cross_entropy(out, y)
 
 
+def _own(x: torch.Tensor) -> torch.Tensor:
+    """A private copy of the input, so tensor hooks of one network never fire for another."""
+    return x.detach().clone().requires_grad_(x.requires_grad)
+
+
 def _ref_pass(net, probe, batch, loss_fn, bnn_probe, stats, tag):
     """Forward/backward a reference net; fold its activations and gradients into ``stats``."""
     x, y = batch
-    out = net(x)
+    out = net(_own(x))
     loss_fn(out, y).backward()
     for key, g in probe.grads.items():
         if key in bnn_probe.grads:
@@ -230,7 +235,7 @@ def measure(model: nn.Module, batches, loss_fn=None, bn_mode: str = "batch", ks=
     probes = {t: _Probe(net, on_input=_drift_fold(stats, t, bnn_probe)) for t, net in refs.items()}
     order = None
     for batch in batches:
-        out = bnn(batch[0])
+        out = bnn(_own(batch[0]))
         loss_fn(out, batch[1]).backward()
         order = order or list(bnn_probe.order)
         for tag, net in refs.items():
@@ -306,15 +311,13 @@ def _get(stats, key, kind) -> dict:
 
 def _summary(layers: list[dict], stats, refs) -> dict:
     """Network-level numbers: E_Q (Eq. 13), drift at the head and logits, E_G at layer 1."""
-    binl = [r for r in layers if r["binary"]]
-    if not binl:
-        raise ValueError("model: has no binary layer (is_binary False everywhere); "
-                         "allowed: a BNN with at least one binarized conv/linear")
+    binl = [r for r in layers if r["binary"]]  # empty for an FP model: every error is 0
+    rel = [r["residual_rel"] for r in binl if r["residual_rel"] is not None]
     out = {"n_binary": len(binl), "n_layers": len(layers),
-           "eq13": binl[-1]["eq13_cum"],
-           "eq13_rel": sum(r["residual_rel"] for r in binl),
-           "residual_rel_mean": sum(r["residual_rel"] for r in binl) / len(binl),
-           "drift_last_binary": binl[-1]["drift_rel_l2"],
+           "eq13": binl[-1]["eq13_cum"] if binl else 0.0,
+           "eq13_rel": sum(rel),
+           "residual_rel_mean": sum(rel) / len(rel) if rel else None,
+           "drift_last_binary": binl[-1]["drift_rel_l2"] if binl else None,
            "drift_head": layers[-1]["drift_rel_l2"],
            "cos_head": layers[-1]["drift_cos"]}
     for tag in refs:

@@ -1,0 +1,114 @@
+"""Tables, phi(d) fits and figures, built only from the study's JSON records."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .fits import fit_phi
+
+__all__ = ["records_frame", "layers_frame", "fit_table", "save_figure", "METRICS", "SHORT", "GROUP"]
+
+# Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
+METRICS = {
+    "eq13": "E_Q (Eq. 13): sum over binary layers of mean |a_r - sign(a_r)|",
+    "drift_head": "forward drift at the classifier input: ||a_bnn - a_real|| / ||a_real||",
+    "eg_first_shadow": "gradient error at the first binary layer: 1 - cos(STE grad, real grad)",
+    "eg_sum_shadow": "E_G: sum over binary layers of 1 - cos(STE grad, real grad)",
+}
+SHORT = {"eq13": "E_Q (Eq. 13), sum of local residuals", "drift_head": "drift at classifier input",
+         "eg_first_shadow": "E_G at layer 1: 1 - cos(grad)", "eg_sum_shadow": "E_G summed over layers"}
+GROUP = ["backbone", "width", "binarizer", "trained_epochs", "dataset"]
+
+
+def records_frame(records) -> pd.DataFrame:
+    """One row per record: config fields, depth d (= number of binary layers), summary."""
+    rows = []
+    for r in records:
+        c, s = r["config"], r["metrics"]["summary"]
+        rows.append({**{k: c[k] for k in ("backbone", "blocks", "width", "binarizer", "seed",
+                                          "trained_epochs", "dataset")},
+                     "d": s["n_binary"], "config_hash": r["config_hash"], **s})
+    if not rows:
+        raise ValueError("records: got none; allowed: at least one finished record")
+    return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
+
+
+def layers_frame(records) -> pd.DataFrame:
+    """One row per (record, binary layer) with the per-layer metrics."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        d = r["metrics"]["summary"]["n_binary"]
+        for L in r["metrics"]["layers"]:
+            if L["binary"]:
+                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]}, "d": d, **L})
+    return pd.DataFrame(rows)
+
+
+def fit_table(df: pd.DataFrame, metrics=tuple(METRICS), n_boot: int = 1000, seed: int = 0):
+    """phi(d) fits per group and metric. Returns (flat DataFrame, {key: full fit dict})."""
+    rows, full = [], {}
+    for key, g in df.groupby(GROUP, sort=True):
+        for m in metrics:
+            sub = g[["d", m]].dropna()
+            base = dict(zip(GROUP, key), metric=m, n_points=len(sub), n_depths=sub["d"].nunique())
+            try:
+                fit = fit_phi(sub["d"].to_numpy(), sub[m].to_numpy(), n_boot=n_boot, seed=seed)
+            except ValueError as e:
+                rows.append({**base, "status": f"not fitted: {e}"})
+                continue
+            full["|".join(map(str, key)) + "|" + m] = {**base, **fit}
+            lin = fit["forms"]["linear"]
+            row = {**base, "status": "fitted", "best_form": fit["best"],
+                   "slope": lin["params"][1], "slope_lo": lin["param_ci"][1][0],
+                   "slope_hi": lin["param_ci"][1][1]}
+            for f, v in fit["forms"].items():
+                row[f"loo_rmse_{f}"] = None if v is None else v["loo_rmse"]
+            rows.append(row)
+    return pd.DataFrame(rows), full
+
+
+def _local_save(fig, name, data, outdir, meta):
+    """Fallback with save_figure's signature: PDF (fonttype 42), PNG, CSV, JSON manifest."""
+    import matplotlib
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    with matplotlib.rc_context({"pdf.fonttype": 42, "svg.hashsalt": "bnn-dwr"}):
+        for suf, md in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
+            paths[suf] = out / f"{name}.{suf}"
+            tmp = out / f".{name}.tmp{os.getpid()}.{suf}"
+            fig.savefig(tmp, format=suf, dpi=200, metadata=md, bbox_inches="tight")
+            os.replace(tmp, paths[suf])
+    for suf, text in (("csv", data.to_csv(index=False, lineterminator="\n")),
+                      ("json", json.dumps(meta or {}, indent=2, sort_keys=True) + "\n")):
+        paths[suf] = out / f"{name}.{suf}"
+        tmp = out / f".{name}.tmp{os.getpid()}.{suf}"
+        tmp.write_text(text)
+        os.replace(tmp, paths[suf])
+    return paths
+
+
+def save_figure(fig, name: str, data: pd.DataFrame, outdir, meta: dict | None = None):
+    """analysis.figures.save_figure when present (notebooks helper), else the local fallback."""
+    try:
+        from analysis.figures import save_figure as shared
+    except ImportError:
+        return _local_save(fig, name, data, outdir, meta)
+    return shared(fig, name, data, outdir, meta)
+
+
+def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+    """Mean and bootstrap percentile CI of the mean (over seeds)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(v, size=(n_boot, v.size)).mean(axis=1)
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+    return float(v.mean()), *(float(x) for x in np.percentile(boots, q))

@@ -1,0 +1,226 @@
+"""The depth/width/binarizer study: configs, data, one JSON record per measurement.
+
+A config is a flat JSON-able dict (see ``make_config``); its record lives at
+``records_dir/<config_hash>.json`` and is written atomically. ``run_study`` skips configs whose
+record already exists, so a re-run only measures what is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import pickle
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bnnlib
+from bnnlib.models import build
+from bnnlib.spec import ResNetSpec, VGGSpec, spec_to_dict
+
+from .instruments import BN_MODES, measure
+
+__all__ = ["BACKBONES", "BINARIZERS", "make_spec", "make_config", "config_hash", "grid",
+           "load_batches", "run_config", "run_study", "load_records", "CIFAR_NOTE"]
+
+BACKBONES = ("resnet", "resnet_basic", "vgg")
+BINARIZERS = ("sign", "approx_sign", "rsign")
+DATASETS = ("auto", "cifar10", "synthetic")
+CIFAR_NOTE = "CIFAR-10, JPEG-rebuilt copy (lossy, not the official pixels)"
+SYNTH_NOTE = "synthetic (seeded class-conditional Gaussian images)"
+RECORD_VERSION = 1
+_MEAN, _STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def make_spec(backbone: str, blocks: int, width: int, binarizer: str = "approx_sign"):
+    """Three-stage CIFAR net with ``blocks`` blocks (VGG: convs) per stage, widths w/2w/4w.
+
+    'resnet': Bi-Real units (a real shortcut around every binary conv, as the paper's
+    ResNet-20); 'resnet_basic': He et al. blocks (shortcut around two convs); 'vgg': a plain
+    stack without shortcuts. Binary layers = 6*blocks (ResNets) or 3*blocks (VGG).
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone: got {backbone!r}; allowed: {BACKBONES}")
+    if binarizer not in BINARIZERS:
+        raise ValueError(f"binarizer: got {binarizer!r}; allowed: {BINARIZERS}")
+    widths = (width, 2 * width, 4 * width)
+    if backbone == "vgg":
+        return VGGSpec.uniform((blocks,) * 3, widths, stem_width=width, input_binarizer=binarizer)
+    block = "bireal" if backbone == "resnet" else "basic"
+    return ResNetSpec.uniform((blocks,) * 3, widths, stem_width=width, block=block,
+                              shortcut="pad", input_binarizer=binarizer)
+
+
+def _check_int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name}: got {v!r}; allowed: an int >= {lo}")
+
+
+def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", seed=0,
+                batches=1, batch_size=64, trained_epochs=0, train_subset=None, dataset="auto",
+                bn_mode="batch", ks=(4.0, 64.0), data_seed=0) -> dict:
+    """Validated config dict of one measurement (``dataset='auto'`` is resolved here)."""
+    make_spec(backbone, 1, 1, binarizer)  # validates backbone and binarizer
+    for name, v in (("blocks", blocks), ("width", width), ("batches", batches),
+                    ("batch_size", batch_size)):
+        _check_int(name, v)
+    for name, v in (("seed", seed), ("trained_epochs", trained_epochs), ("data_seed", data_seed)):
+        _check_int(name, v, lo=0)
+    if train_subset is not None:
+        _check_int("train_subset", train_subset)
+    if bn_mode not in BN_MODES:
+        raise ValueError(f"bn_mode: got {bn_mode!r}; allowed: {BN_MODES}")
+    return {"study": "error_accumulation", "version": RECORD_VERSION, "backbone": backbone,
+            "blocks": blocks, "width": width, "binarizer": binarizer, "seed": seed,
+            "batches": batches, "batch_size": batch_size, "trained_epochs": trained_epochs,
+            "train_subset": train_subset, "dataset": resolve_dataset(dataset),
+            "bn_mode": bn_mode, "ks": [float(k) for k in ks], "data_seed": data_seed}
+
+
+def config_hash(config: dict) -> str:
+    """Stable 16-hex hash of a config (sorted-key JSON)."""
+    s = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+
+def grid(backbones, depths, widths, binarizers, seeds, **common) -> list[dict]:
+    """Full product of the study axes as configs."""
+    return [make_config(backbone=b, blocks=d, width=w, binarizer=z, seed=s, **common)
+            for b, d, w, z, s in itertools.product(backbones, depths, widths, binarizers, seeds)]
+
+
+def _cifar_dir(root=None) -> Path | None:
+    root = root or os.environ.get("BNNLIB_DATA")
+    if not root:
+        return None
+    d = Path(root) / "cifar-10-batches-py"
+    return d if (d / "data_batch_1").exists() else None
+
+
+def resolve_dataset(dataset: str) -> str:
+    """'auto' -> 'cifar10' when the data is present (BNNLIB_DATA), else 'synthetic'."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: got {dataset!r}; allowed: {DATASETS}")
+    if dataset == "auto":
+        return "cifar10" if _cifar_dir() is not None else "synthetic"
+    return dataset
+
+
+def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, root=None):
+    """``n_batches`` normalised (x, y) batches; CIFAR-10 images come from the training split
+    (data_batch_1), chosen by a seeded permutation. Returns (batches, dataset_info)."""
+    n = n_batches * batch_size
+    rng = np.random.default_rng(seed)
+    if dataset == "cifar10":
+        d = _cifar_dir(root)
+        if d is None:
+            raise ValueError("dataset: got 'cifar10' but no cifar-10-batches-py under root or "
+                             "BNNLIB_DATA; allowed: set BNNLIB_DATA or use 'synthetic'")
+        with open(d / "data_batch_1", "rb") as f:
+            raw = pickle.load(f, encoding="bytes")
+        idx = rng.permutation(len(raw[b"labels"]))[:n]
+        x = torch.tensor(raw[b"data"][idx], dtype=torch.float32).view(n, 3, 32, 32) / 255.0
+        y = torch.tensor(np.asarray(raw[b"labels"])[idx], dtype=torch.long)
+        x = (x - torch.tensor(_MEAN).view(1, 3, 1, 1)) / torch.tensor(_STD).view(1, 3, 1, 1)
+        info = {"name": "cifar10", "note": CIFAR_NOTE, "split": "train (data_batch_1)"}
+    elif dataset == "synthetic":
+        g = torch.Generator().manual_seed(seed)
+        protos = torch.randn(10, 3, 32, 32, generator=g)
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = protos[y] + torch.randn(n, 3, 32, 32, generator=g)
+        info = {"name": "synthetic", "note": SYNTH_NOTE}
+    else:
+        raise ValueError(f"dataset: got {dataset!r}; allowed: ('cifar10', 'synthetic')")
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    return batches, info
+
+
+def _model_for(config: dict, work_dir: Path):
+    """Seeded model at initialisation, or after ``trained_epochs`` of bnnlib.train."""
+    spec = make_spec(config["backbone"], config["blocks"], config["width"], config["binarizer"])
+    with torch.random.fork_rng():
+        torch.manual_seed(config["seed"])
+        model = build(spec)
+    if config["trained_epochs"] == 0:
+        return model, None
+    try:
+        from bnnlib.train import TrainConfig, train
+    except ImportError as e:
+        raise RuntimeError("trained_epochs > 0 needs bnnlib.train (engine helper); "
+                           "merge main or set trained_epochs=0") from e
+    tc = TrainConfig(spec=spec_to_dict(spec), dataset=config["dataset"],
+                     train_subset=config["train_subset"], epochs=config["trained_epochs"],
+                     seed=config["seed"], device="cpu", threads=1, save_weights=True,
+                     tag="error_accumulation")
+    out = work_dir / "train" / config_hash(config)
+    rec = train(tc, str(out))
+    model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu"))
+    return model, {k: rec.get(k) for k in ("status", "config_hash", "metrics")}
+
+
+def _versions() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "bnnlib": getattr(bnnlib, "__version__", None),
+            "git_commit": commit}
+
+
+def _write_json(path: Path, obj) -> None:
+    """Atomic write: temp file in the same folder, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def run_config(config: dict, records_dir, data_root=None) -> dict:
+    """Measure one config and write its record; returns the record."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    model, training = _model_for(config, Path(records_dir))
+    batches, info = load_batches(config["dataset"], config["batches"], config["batch_size"],
+                                 config["data_seed"], data_root)
+    out = measure(model, batches, bn_mode=config["bn_mode"], ks=config["ks"])
+    rec = {"status": "finished", "config": config, "config_hash": config_hash(config),
+           "seed": config["seed"], "spec": spec_to_dict(model.spec), "dataset": info,
+           "training": training, "metrics": out, "versions": _versions(),
+           "timings": {"total_s": round(time.perf_counter() - t0, 3)}}
+    _write_json(Path(records_dir) / f"{rec['config_hash']}.json", rec)
+    return rec
+
+
+def run_study(configs, records_dir, data_root=None, log=print) -> list[dict]:
+    """Run every config whose record is missing; return all records of ``configs``."""
+    records_dir = Path(records_dir)
+    out = []
+    for i, c in enumerate(configs):
+        path = records_dir / f"{config_hash(c)}.json"
+        if path.exists():
+            out.append(json.loads(path.read_text()))
+            continue
+        rec = run_config(c, records_dir, data_root)
+        if log:
+            log(f"[{i + 1}/{len(configs)}] {c['backbone']} n={c['blocks']} w={c['width']} "
+                f"{c['binarizer']} seed={c['seed']} ep={c['trained_epochs']}: "
+                f"{rec['timings']['total_s']:.1f}s")
+        out.append(rec)
+    return out
+
+
+def load_records(records_dir) -> list[dict]:
+    """All finished error-accumulation records in ``records_dir`` (sorted by hash)."""
+    recs = []
+    for p in sorted(Path(records_dir).glob("*.json")):
+        r = json.loads(p.read_text())
+        if r.get("status") == "finished" and r.get("config", {}).get("study") == "error_accumulation":
+            recs.append(r)
+    return recs
