@@ -153,7 +153,8 @@ def _synthetic_points(fn, depths=(1, 2, 3, 5, 7, 9), seeds=4, noise=0.01):
 
 @pytest.mark.parametrize("form,fn", [("linear", lambda d: 0.5 + 0.2 * d),
                                      ("log", lambda d: 1.0 + 2.0 * np.log(d)),
-                                     ("power", lambda d: 0.3 * d ** 1.5)])
+                                     ("power", lambda d: 0.3 * d ** 1.5),
+                                     ("saturating", lambda d: 0.2 + 1.3 * (1 - np.exp(-d / 2.5)))])
 def test_fits_recover_known_phi(form, fn):
     d, y = _synthetic_points(fn)
     fit = fit_phi(d, y, n_boot=50)
@@ -179,6 +180,12 @@ def test_config_validation_and_hash():
                      (dict(bn_mode="train"), "bn_mode")):
         with pytest.raises(ValueError, match=name):
             make_config(**kw)
+    cfgs = grid(["vgg"], [1, 2], [4], ["sign", "rsign"], [0], trained_epochs=[0, 3],
+                trained_binarizers=["rsign"], dataset="synthetic")
+    assert sorted((c["binarizer"], c["trained_epochs"]) for c in cfgs) == \
+        [("rsign", 0)] * 2 + [("rsign", 3)] * 2 + [("sign", 0)] * 2
+    with pytest.raises(ValueError, match="depths"):
+        grid(["vgg"], [], [4], ["sign"], [0])
 
 
 def test_study_records_skip_and_figures(tmp_path):

@@ -8,12 +8,12 @@ from .fits import FORMS, fit_phi, loo_rmse
 from .instruments import (BN_MODES, SHADOW_MODES, RealArg, SmoothSign, measure, probed_layers,
                           shadow_model, smooth_model)
 from .plots import make_figures
-from .report import fit_table, layers_frame, records_frame
+from .report import fit_table, layers_frame, premise_table, records_frame
 from .study import (BACKBONES, BINARIZERS, config_hash, grid, load_batches, load_records,
                     make_config, make_spec, run_config, run_study)
 
 __all__ = ["FORMS", "fit_phi", "loo_rmse", "BN_MODES", "SHADOW_MODES", "RealArg", "SmoothSign",
            "measure", "probed_layers", "shadow_model", "smooth_model", "make_figures",
-           "fit_table", "layers_frame", "records_frame", "BACKBONES", "BINARIZERS", "config_hash",
+           "fit_table", "layers_frame", "premise_table", "records_frame", "BACKBONES", "BINARIZERS", "config_hash",
            "grid", "load_batches", "load_records", "make_config", "make_spec", "run_config",
            "run_study"]

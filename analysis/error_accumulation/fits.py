@@ -11,10 +11,8 @@ seeds: at each depth the points (one per seed) are resampled with replacement.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.optimize import minimize_scalar
 
 __all__ = ["FORMS", "fit_form", "predict", "loo_rmse", "fit_phi", "MIN_DEPTHS"]
 
@@ -39,6 +37,29 @@ def _saturating(d, a, c, tau):
     return a + c * (1.0 - np.exp(-d / tau))
 
 
+def _sat_sse(d, y, taus):
+    """SSE and (a, c) of the best a + c (1 - exp(-d / tau)) for each tau (closed form)."""
+    z = 1.0 - np.exp(-d[None, :] / np.asarray(taus, float)[:, None])
+    zc, yc = z - z.mean(axis=1, keepdims=True), y - y.mean()
+    c = (zc @ yc) / np.maximum((zc ** 2).sum(axis=1), 1e-300)
+    a = y.mean() - c * z.mean(axis=1)
+    sse = ((y[None, :] - a[:, None] - c[:, None] * z) ** 2).sum(axis=1)
+    return sse, a, c
+
+
+def _fit_saturating(d, y) -> np.ndarray:
+    """Profile least squares: (a, c) are linear given tau; tau from a log grid, refined."""
+    taus = np.geomspace(0.05 * d.min(), 100.0 * d.max(), 120)
+    sse = _sat_sse(d, y, taus)[0]
+    i = int(np.argmin(sse))
+    lo, hi = np.log(taus[max(i - 1, 0)]), np.log(taus[min(i + 1, len(taus) - 1)])
+    r = minimize_scalar(lambda lt: float(_sat_sse(d, y, [np.exp(lt)])[0][0]), bounds=(lo, hi),
+                        method="bounded", options={"xatol": 1e-4})
+    tau = float(np.exp(r.x)) if r.fun <= sse[i] else float(taus[i])
+    _, a, c = _sat_sse(d, y, [tau])
+    return np.array([a[0], c[0], tau])
+
+
 def fit_form(form: str, d, y) -> np.ndarray | None:
     """Least-squares parameters of ``form`` (None where the form cannot be fitted)."""
     d, y = np.asarray(d, float), np.asarray(y, float)
@@ -54,15 +75,7 @@ def fit_form(form: str, d, y) -> np.ndarray | None:
     if form == "saturating":
         if len(np.unique(d)) < 4:
             return None  # 3 parameters: needs 4 depths to leave one out
-        p0 = (float(y[d == d.min()].mean()), float(np.ptp(y)) or 1e-3, float(np.median(d)))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", OptimizeWarning)
-                p, _ = curve_fit(_saturating, d, y, p0=p0, maxfev=5000,
-                                 bounds=([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 1e4]))
-        except (RuntimeError, ValueError):
-            return None
-        return p
+        return _fit_saturating(d, y)
     raise ValueError(f"form: got {form!r}; allowed: {FORMS}")
 
 

@@ -42,6 +42,10 @@ def _when(epochs) -> str:
 
 
 def _save(fig, name, data, outdir, title, what, df, records):
+    epochs = sorted(set(df["trained_epochs"]))
+    if epochs != [0]:  # trained figures never overwrite the at-initialisation ones
+        name += "_trained" + "-".join(map(str, epochs))
+        title += f" ({_when(epochs[-1])})"
     label = _data_label(df)
     fig.text(0.01, 0.005, f"Data: {label}", fontsize=6, color="0.35", ha="left", va="bottom")
     meta = {"title": title, "what": what, "dataset": label, "records": records, "footnote": False}

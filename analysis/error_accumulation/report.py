@@ -10,7 +10,7 @@ import pandas as pd
 
 from .fits import fit_phi
 
-__all__ = ["records_frame", "layers_frame", "fit_table", "save_figure", "METRICS", "SHORT", "GROUP"]
+__all__ = ["records_frame", "layers_frame", "fit_table", "save_figure", "premise_table", "METRICS", "SHORT", "GROUP"]
 
 # Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
 METRICS = {
@@ -112,3 +112,14 @@ def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
     boots = rng.choice(v, size=(n_boot, v.size)).mean(axis=1)
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
     return float(v.mean()), *(float(x) for x in np.percentile(boots, q))
+
+
+def premise_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per group and metric: linear slope per binary layer with its CI and a verdict.
+
+    'grows' when the whole 95% CI of the slope is above 0, 'shrinks' when below, else 'flat'.
+    """
+    t = table[table["status"] == "fitted"].copy()
+    t["verdict"] = np.where(t["slope_lo"] > 0, "grows", np.where(t["slope_hi"] < 0, "shrinks", "flat"))
+    return t[GROUP + ["metric", "n_depths", "n_points", "slope", "slope_lo", "slope_hi",
+                      "best_form", "verdict"]].reset_index(drop=True)

@@ -88,10 +88,18 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(s.encode()).hexdigest()[:16]
 
 
-def grid(backbones, depths, widths, binarizers, seeds, **common) -> list[dict]:
-    """Full product of the study axes as configs."""
-    return [make_config(backbone=b, blocks=d, width=w, binarizer=z, seed=s, **common)
-            for b, d, w, z, s in itertools.product(backbones, depths, widths, binarizers, seeds)]
+def grid(backbones, depths, widths, binarizers, seeds, trained_epochs=(0,),
+         trained_binarizers=None, **common) -> list[dict]:
+    """Product of the study axes as configs; trained ones (epochs > 0) only for
+    ``trained_binarizers`` (default: all), since training dominates the cost."""
+    axes = (backbones, depths, widths, binarizers, seeds, trained_epochs)
+    for name, v in zip(("backbones", "depths", "widths", "binarizers", "seeds", "trained_epochs"), axes):
+        if isinstance(v, (str, int)) or not len(v):
+            raise ValueError(f"{name}: got {v!r}; allowed: a non-empty list")
+    tb = binarizers if trained_binarizers is None else trained_binarizers
+    return [make_config(backbone=b, blocks=d, width=w, binarizer=z, seed=s, trained_epochs=e,
+                        **common) for b, d, w, z, s, e in itertools.product(*axes)
+            if e == 0 or z in tb]
 
 
 def _cifar_dir(root=None) -> Path | None:
@@ -182,24 +190,35 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def run_config(config: dict, records_dir, data_root=None) -> dict:
-    """Measure one config and write its record; returns the record."""
+def _check_device(device: str) -> torch.device:
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device: got {device!r}; allowed: 'cpu' or 'cuda[:N]'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: got {device!r} but CUDA is not available; allowed: 'cpu'")
+    return torch.device(device)
+
+
+def run_config(config: dict, records_dir, data_root=None, device: str = "cpu") -> dict:
+    """Measure one config on ``device`` and write its record; returns the record."""
+    dev = _check_device(device)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     model, training = _model_for(config, Path(records_dir))
     batches, info = load_batches(config["dataset"], config["batches"], config["batch_size"],
                                  config["data_seed"], data_root)
-    out = measure(model, batches, bn_mode=config["bn_mode"], ks=config["ks"])
+    batches = [(x.to(dev), y.to(dev)) for x, y in batches]
+    out = measure(model.to(dev), batches, bn_mode=config["bn_mode"], ks=config["ks"])
     rec = {"status": "finished", "config": config, "config_hash": config_hash(config),
            "seed": config["seed"], "spec": spec_to_dict(model.spec), "dataset": info,
-           "training": training, "metrics": out, "versions": _versions(),
+           "training": training, "metrics": out, "versions": _versions(), "device": str(dev),
            "timings": {"total_s": round(time.perf_counter() - t0, 3)}}
     _write_json(Path(records_dir) / f"{rec['config_hash']}.json", rec)
     return rec
 
 
-def run_study(configs, records_dir, data_root=None, log=print) -> list[dict]:
+def run_study(configs, records_dir, data_root=None, device: str = "cpu", log=print) -> list[dict]:
     """Run every config whose record is missing; return all records of ``configs``."""
+    _check_device(device)
     records_dir = Path(records_dir)
     out = []
     for i, c in enumerate(configs):
@@ -207,7 +226,7 @@ def run_study(configs, records_dir, data_root=None, log=print) -> list[dict]:
         if path.exists():
             out.append(json.loads(path.read_text()))
             continue
-        rec = run_config(c, records_dir, data_root)
+        rec = run_config(c, records_dir, data_root, device)
         if log:
             log(f"[{i + 1}/{len(configs)}] {c['backbone']} n={c['blocks']} w={c['width']} "
                 f"{c['binarizer']} seed={c['seed']} ep={c['trained_epochs']}: "
