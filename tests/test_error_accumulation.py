@@ -200,6 +200,7 @@ def test_study_records_skip_and_figures(tmp_path):
     r = json.loads((tmp_path / "rec" / f"{config_hash(cfgs[0])}.json").read_text())
     assert len(recs) == len(cfgs) and r["config"] == cfgs[0] and "torch" in r["versions"]
     table = make_figures(recs, tmp_path / "fig", n_boot=20)
+    assert (tmp_path / "fig" / "erracc_premise.md").is_file()
     assert set(table["status"]) == {"fitted"}
     for name in ("error_vs_layer", "accumulated_vs_depth", "grad_cos_vs_layer", "binarizers"):
         for suf in ("pdf", "png", "csv"):

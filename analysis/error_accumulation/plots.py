@@ -13,23 +13,16 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci, records_frame,  # noqa: E402
-                     save_figure)
+from analysis.figures import save_figure, save_table, style  # noqa: E402
+
+from .report import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
+                     premise_table, records_frame)
 from .study import CIFAR_NOTE, SYNTH_NOTE  # noqa: E402
 
 __all__ = ["make_figures"]
 
 _BB_LABEL = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (basic blocks)",
              "vgg": "plain VGG stack (no shortcuts)"}
-
-
-def _style():
-    try:
-        from analysis.figures import style
-        style()
-    except ImportError:
-        plt.rcParams.update({"font.size": 8, "axes.grid": True, "grid.alpha": 0.3,
-                             "pdf.fonttype": 42})
 
 
 def _data_label(df) -> str:
@@ -173,7 +166,7 @@ def fig_binarizers(rf, outdir, sel, records, metrics=("eq13", "drift_head", "eg_
 def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trained_epochs=0,
                  n_boot: int = 1000) -> dict:
     """All figures plus fits (CSV + JSON) from ``records``; returns the fit table."""
-    _style()
+    style()
     rf, lf = records_frame(records), layers_frame(records)
     width = int(rf["width"].min()) if width is None else width
     for name, val, col in (("width", width, "width"), ("binarizer", binarizer, "binarizer"),
@@ -193,15 +186,23 @@ def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trai
     fig_accumulated_vs_depth(main, full, figures_dir, f"{binarizer}, {_when(trained_epochs)}", hashes)
     fig_binarizers(rf[at & (rf["width"] == width)], figures_dir, f"width {width}, "
                    f"{_when(trained_epochs)}", hashes)
-    _write_fits(Path(figures_dir), table, full)
+    _write_fits(Path(figures_dir), table, full, _data_label(rf), hashes)
     return table
 
 
-def _write_fits(outdir: Path, table: pd.DataFrame, full: dict) -> None:
-    """Fit table (CSV) and full fits with bands (JSON), atomically."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("erracc_fits.csv", table.to_csv(index=False, lineterminator="\n")),
-                       ("erracc_fits.json", json.dumps(full, indent=1, sort_keys=True) + "\n")):
-        tmp = outdir / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, outdir / name)
+def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, records) -> None:
+    """Fit table and premise verdicts (tables with manifests); full fits with bands (JSON)."""
+    meta = {"dataset": dataset, "records": records, "footnote": False}
+    save_table(table, "erracc_fits", outdir, {**meta, "title": "phi(d) fits of accumulated error",
+               "what": "Per group and metric: linear slope per binary layer with 95% bootstrap "
+                       "CI over seeds, best form by leave-one-depth-out RMSE, RMSE of each form."})
+    path = outdir / "erracc_fits_bands.json"  # not a manifest: the gallery skips it
+    tmp = outdir / f".{path.name}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    premise = premise_table(table)
+    if premise.empty:  # nothing could be fitted (fewer than 3 depths): no verdict to show
+        return
+    save_table(premise, "erracc_premise", outdir, {
+        **meta, "title": "Does the error grow with depth? (Eq. 15: phi'(d) > 0)",
+        "what": "'grows' only when the whole 95% CI of the linear slope is above zero."})

@@ -1,16 +1,12 @@
 """Tables, phi(d) fits and figures, built only from the study's JSON records."""
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from .fits import fit_phi
 
-__all__ = ["records_frame", "layers_frame", "fit_table", "save_figure", "premise_table", "METRICS", "SHORT", "GROUP"]
+__all__ = ["records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
 
 # Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
 METRICS = {
@@ -49,13 +45,21 @@ def layers_frame(records) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _py(v):
+    """numpy scalar -> Python scalar (JSON-ready)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def fit_table(df: pd.DataFrame, metrics=tuple(METRICS), n_boot: int = 1000, seed: int = 0):
     """phi(d) fits per group and metric. Returns (flat DataFrame, {key: full fit dict})."""
     rows, full = [], {}
     for key, g in df.groupby(GROUP, sort=True):
         for m in metrics:
             sub = g[["d", m]].dropna()
-            base = dict(zip(GROUP, key), metric=m, n_points=len(sub), n_depths=sub["d"].nunique())
+            means = sub.groupby("d")[m].mean()
+            base = dict(zip(GROUP, map(_py, key)), metric=m, n_points=len(sub), n_depths=sub["d"].nunique(),
+                        d_min=int(means.index.min()), d_max=int(means.index.max()),
+                        mean_at_d_min=float(means.iloc[0]), mean_at_d_max=float(means.iloc[-1]))
             try:
                 fit = fit_phi(sub["d"].to_numpy(), sub[m].to_numpy(), n_boot=n_boot, seed=seed)
             except ValueError as e:
@@ -70,36 +74,6 @@ def fit_table(df: pd.DataFrame, metrics=tuple(METRICS), n_boot: int = 1000, seed
                 row[f"loo_rmse_{f}"] = None if v is None else v["loo_rmse"]
             rows.append(row)
     return pd.DataFrame(rows), full
-
-
-def _local_save(fig, name, data, outdir, meta):
-    """Fallback with save_figure's signature: PDF (fonttype 42), PNG, CSV, JSON manifest."""
-    import matplotlib
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    with matplotlib.rc_context({"pdf.fonttype": 42, "svg.hashsalt": "bnn-dwr"}):
-        for suf, md in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
-            paths[suf] = out / f"{name}.{suf}"
-            tmp = out / f".{name}.tmp{os.getpid()}.{suf}"
-            fig.savefig(tmp, format=suf, dpi=200, metadata=md, bbox_inches="tight")
-            os.replace(tmp, paths[suf])
-    for suf, text in (("csv", data.to_csv(index=False, lineterminator="\n")),
-                      ("json", json.dumps(meta or {}, indent=2, sort_keys=True) + "\n")):
-        paths[suf] = out / f"{name}.{suf}"
-        tmp = out / f".{name}.tmp{os.getpid()}.{suf}"
-        tmp.write_text(text)
-        os.replace(tmp, paths[suf])
-    return paths
-
-
-def save_figure(fig, name: str, data: pd.DataFrame, outdir, meta: dict | None = None):
-    """analysis.figures.save_figure when present (notebooks helper), else the local fallback."""
-    try:
-        from analysis.figures import save_figure as shared
-    except ImportError:
-        return _local_save(fig, name, data, outdir, meta)
-    return shared(fig, name, data, outdir, meta)
 
 
 def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
@@ -121,5 +95,6 @@ def premise_table(table: pd.DataFrame) -> pd.DataFrame:
     """
     t = table[table["status"] == "fitted"].copy()
     t["verdict"] = np.where(t["slope_lo"] > 0, "grows", np.where(t["slope_hi"] < 0, "shrinks", "flat"))
-    return t[GROUP + ["metric", "n_depths", "n_points", "slope", "slope_lo", "slope_hi",
-                      "best_form", "verdict"]].reset_index(drop=True)
+    return t[GROUP + ["metric", "n_depths", "n_points", "d_min", "d_max", "mean_at_d_min",
+                      "mean_at_d_max", "slope", "slope_lo", "slope_hi", "best_form",
+                      "verdict"]].reset_index(drop=True)
