@@ -17,7 +17,6 @@ from analysis.figures import save_figure, save_table, style  # noqa: E402
 
 from .report import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
                      premise_table, records_frame)
-from .study import CIFAR_NOTE, SYNTH_NOTE  # noqa: E402
 
 __all__ = ["make_figures"]
 
@@ -26,8 +25,8 @@ _BB_LABEL = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (ba
 
 
 def _data_label(df) -> str:
-    names = sorted(set(df["dataset"]))
-    return "; ".join(CIFAR_NOTE if n == "cifar10" else SYNTH_NOTE for n in names)
+    """The data note of the records behind a figure (says when CIFAR-10 is the JPEG copy)."""
+    return "; ".join(sorted(set(df["dataset_note"].dropna()))) or "unknown data"
 
 
 def _when(epochs) -> str:

@@ -27,7 +27,8 @@ def records_frame(records) -> pd.DataFrame:
         c, s = r["config"], r["metrics"]["summary"]
         rows.append({**{k: c[k] for k in ("backbone", "blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
-                     "d": s["n_binary"], "config_hash": r["config_hash"], **s})
+                     "d": s["n_binary"], "config_hash": r["config_hash"],
+                     "dataset_note": r["dataset"].get("note"), **s})
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
@@ -41,7 +42,8 @@ def layers_frame(records) -> pd.DataFrame:
         d = r["metrics"]["summary"]["n_binary"]
         for L in r["metrics"]["layers"]:
             if L["binary"]:
-                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]}, "d": d, **L})
+                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]}, "d": d,
+                             "dataset_note": r["dataset"].get("note"), **L})
     return pd.DataFrame(rows)
 
 

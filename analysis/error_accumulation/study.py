@@ -6,6 +6,7 @@ record already exists, so a re-run only measures what is missing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -63,13 +64,14 @@ def _check_int(name, v, lo=1):
 
 def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", seed=0,
                 batches=1, batch_size=64, trained_epochs=0, train_subset=None, dataset="auto",
-                bn_mode="batch", ks=(4.0, 64.0), data_seed=0) -> dict:
+                bn_mode="batch", ks=(4.0, 64.0), data_seed=0, val_size=5000) -> dict:
     """Validated config dict of one measurement (``dataset='auto'`` is resolved here)."""
     make_spec(backbone, 1, 1, binarizer)  # validates backbone and binarizer
     for name, v in (("blocks", blocks), ("width", width), ("batches", batches),
                     ("batch_size", batch_size)):
         _check_int(name, v)
-    for name, v in (("seed", seed), ("trained_epochs", trained_epochs), ("data_seed", data_seed)):
+    for name, v in (("seed", seed), ("trained_epochs", trained_epochs), ("data_seed", data_seed),
+                    ("val_size", val_size)):
         _check_int(name, v, lo=0)
     if train_subset is not None:
         _check_int("train_subset", train_subset)
@@ -79,7 +81,8 @@ def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", 
             "blocks": blocks, "width": width, "binarizer": binarizer, "seed": seed,
             "batches": batches, "batch_size": batch_size, "trained_epochs": trained_epochs,
             "train_subset": train_subset, "dataset": resolve_dataset(dataset),
-            "bn_mode": bn_mode, "ks": [float(k) for k in ks], "data_seed": data_seed}
+            "bn_mode": bn_mode, "ks": [float(k) for k in ks], "data_seed": data_seed,
+            "val_size": val_size}
 
 
 def config_hash(config: dict) -> str:
@@ -119,9 +122,39 @@ def resolve_dataset(dataset: str) -> str:
     return dataset
 
 
-def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, root=None):
-    """``n_batches`` normalised (x, y) batches; CIFAR-10 images come from the training split
-    (data_batch_1), chosen by a seeded permutation. Returns (batches, dataset_info)."""
+def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, root=None,
+                 val_size: int = 5000):
+    """``n_batches`` normalised (x, y) batches drawn (seeded) from the validation split of
+    ``bnnlib.data`` (the images ``bnnlib.train`` holds out with the same ``val_size`` and
+    split_seed 0). Returns (batches, dataset_info)."""
+    try:
+        from bnnlib.data import normalize
+    except ImportError:  # engine not merged yet: local fallback (removed once it is)
+        return _fallback_batches(dataset, n_batches, batch_size, seed, root)
+    splits = _splits(dataset, None if root is None else str(root), val_size)
+    n = n_batches * batch_size
+    if n > len(splits.y_val):
+        raise ValueError(f"batches*batch_size: got {n}; allowed: at most the {len(splits.y_val)} "
+                         "validation images")
+    idx = torch.randperm(len(splits.y_val), generator=torch.Generator().manual_seed(seed))[:n]
+    x, y = normalize(splits.x_val[idx]), splits.y_val[idx]
+    info = {k: splits.info.get(k) for k in ("name", "note", "val_size", "split_seed")}
+    info["split"] = "validation (held out from bnnlib.train)"
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    return batches, info
+
+
+@functools.lru_cache(maxsize=2)
+def _splits(dataset: str, root, val_size: int):
+    """bnnlib.data splits, loaded once per process (CIFAR-10 parsing is the slow part)."""
+    from bnnlib.data import resolve_dataset as load
+    if dataset not in ("cifar10", "synthetic"):
+        raise ValueError(f"dataset: got {dataset!r}; allowed: ('cifar10', 'synthetic')")
+    return load(dataset, root, val_size=val_size, split_seed=0, download=False)
+
+
+def _fallback_batches(dataset, n_batches, batch_size, seed, root):
+    """Pre-engine loader: CIFAR-10 data_batch_1 or Gaussian class prototypes."""
     n = n_batches * batch_size
     rng = np.random.default_rng(seed)
     if dataset == "cifar10":
@@ -148,7 +181,7 @@ def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, r
     return batches, info
 
 
-def _model_for(config: dict, work_dir: Path):
+def _model_for(config: dict, work_dir: Path, device: str = "cpu"):
     """Seeded model at initialisation, or after ``trained_epochs`` of bnnlib.train."""
     spec = make_spec(config["backbone"], config["blocks"], config["width"], config["binarizer"])
     with torch.random.fork_rng():
@@ -162,13 +195,16 @@ def _model_for(config: dict, work_dir: Path):
         raise RuntimeError("trained_epochs > 0 needs bnnlib.train (engine helper); "
                            "merge main or set trained_epochs=0") from e
     tc = TrainConfig(spec=spec_to_dict(spec), dataset=config["dataset"],
-                     train_subset=config["train_subset"], epochs=config["trained_epochs"],
-                     seed=config["seed"], device="cpu", threads=1, save_weights=True,
-                     tag="error_accumulation")
+                     train_subset=config["train_subset"], val_size=config["val_size"],
+                     epochs=config["trained_epochs"], seed=config["seed"], device=device,
+                     threads=1 if device == "cpu" else None, save_weights=True,
+                     eval_test="end", progress=False, tag="error_accumulation")
     out = work_dir / "train" / config_hash(config)
-    rec = train(tc, str(out))
+    rec = train(tc, str(out), resume=True)
+    if rec.get("status") != "finished":
+        raise RuntimeError(f"training {config_hash(config)} ended with status {rec.get('status')!r}")
     model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu"))
-    return model, {k: rec.get(k) for k in ("status", "config_hash", "metrics")}
+    return model, {k: rec.get(k) for k in ("status", "config_hash", "metrics", "dataset")}
 
 
 def _versions() -> dict:
@@ -203,9 +239,9 @@ def run_config(config: dict, records_dir, data_root=None, device: str = "cpu") -
     dev = _check_device(device)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    model, training = _model_for(config, Path(records_dir))
+    model, training = _model_for(config, Path(records_dir), device)
     batches, info = load_batches(config["dataset"], config["batches"], config["batch_size"],
-                                 config["data_seed"], data_root)
+                                 config["data_seed"], data_root, config["val_size"])
     batches = [(x.to(dev), y.to(dev)) for x, y in batches]
     out = measure(model.to(dev), batches, bn_mode=config["bn_mode"], ks=config["ks"])
     rec = {"status": "finished", "config": config, "config_hash": config_hash(config),
