@@ -205,3 +205,13 @@ def test_study_records_skip_and_figures(tmp_path):
     for name in ("error_vs_layer", "accumulated_vs_depth", "grad_cos_vs_layer", "binarizers"):
         for suf in ("pdf", "png", "csv"):
             assert (tmp_path / "fig" / f"erracc_{name}.{suf}").stat().st_size > 0
+
+
+def test_trained_config_trains_with_bnnlib_train_then_measures(tmp_path):
+    cfg = make_config(backbone="vgg", blocks=1, width=4, trained_epochs=1, train_subset=256,
+                      val_size=200, dataset="synthetic", batch_size=8, ks=(4.0,))
+    rec = run_study([cfg], tmp_path, log=None)[0]
+    assert rec["training"]["status"] == "finished"
+    assert rec["dataset"]["split"].startswith("validation")
+    init = run_study([{**cfg, "trained_epochs": 0}], tmp_path, log=None)[0]
+    assert rec["metrics"]["summary"] != init["metrics"]["summary"]  # weights were loaded

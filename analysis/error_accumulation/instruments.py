@@ -229,7 +229,7 @@ def measure(model: nn.Module, batches, loss_fn=None, bn_mode: str = "batch", ks=
     refs = {"shadow": _set_mode(shadow_model(model, shadow), bn_mode)}
     refs.update({f"k{k:g}": _set_mode(smooth_model(model, k), bn_mode) for k in ks})
     binary = {n for n, m in probed_layers(bnn) if m.is_binary}
-    res, stats, outs = {}, {}, {}
+    res, stats = {}, {}
     bnn_probe = _Probe(bnn, on_input=lambda n, m, x: _residual(res, n, m, x) if n in binary else None,
                        keep=True)
     probes = {t: _Probe(net, on_input=_drift_fold(stats, t, bnn_probe)) for t, net in refs.items()}

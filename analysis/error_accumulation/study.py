@@ -11,7 +11,6 @@ import hashlib
 import itertools
 import json
 import os
-import pickle
 import platform
 import subprocess
 import time
@@ -21,21 +20,20 @@ import numpy as np
 import torch
 
 import bnnlib
+from bnnlib.data import default_root, normalize
+from bnnlib.data import resolve_dataset as bnnlib_dataset
 from bnnlib.models import build
 from bnnlib.spec import ResNetSpec, VGGSpec, spec_to_dict
 
 from .instruments import BN_MODES, measure
 
 __all__ = ["BACKBONES", "BINARIZERS", "make_spec", "make_config", "config_hash", "grid",
-           "load_batches", "run_config", "run_study", "load_records", "CIFAR_NOTE"]
+           "load_batches", "run_config", "run_study", "load_records"]
 
 BACKBONES = ("resnet", "resnet_basic", "vgg")
 BINARIZERS = ("sign", "approx_sign", "rsign")
 DATASETS = ("auto", "cifar10", "synthetic")
-CIFAR_NOTE = "CIFAR-10, JPEG-rebuilt copy (lossy, not the official pixels)"
-SYNTH_NOTE = "synthetic (seeded class-conditional Gaussian images)"
-RECORD_VERSION = 1
-_MEAN, _STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+RECORD_VERSION = 2  # 2: images from the bnnlib.data validation split
 
 
 def make_spec(backbone: str, blocks: int, width: int, binarizer: str = "approx_sign"):
@@ -105,12 +103,10 @@ def grid(backbones, depths, widths, binarizers, seeds, trained_epochs=(0,),
             if e == 0 or z in tb]
 
 
-def _cifar_dir(root=None) -> Path | None:
-    root = root or os.environ.get("BNNLIB_DATA")
-    if not root:
-        return None
-    d = Path(root) / "cifar-10-batches-py"
-    return d if (d / "data_batch_1").exists() else None
+def _has_cifar(root=None) -> bool:
+    """True when the CIFAR-10 python batches are under ``root`` / $BNNLIB_DATA (no download)."""
+    base = default_root(root)
+    return any((d / "data_batch_1").is_file() for d in (base / "cifar-10-batches-py", base))
 
 
 def resolve_dataset(dataset: str) -> str:
@@ -118,7 +114,7 @@ def resolve_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         raise ValueError(f"dataset: got {dataset!r}; allowed: {DATASETS}")
     if dataset == "auto":
-        return "cifar10" if _cifar_dir() is not None else "synthetic"
+        return "cifar10" if _has_cifar() else "synthetic"
     return dataset
 
 
@@ -127,10 +123,6 @@ def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, r
     """``n_batches`` normalised (x, y) batches drawn (seeded) from the validation split of
     ``bnnlib.data`` (the images ``bnnlib.train`` holds out with the same ``val_size`` and
     split_seed 0). Returns (batches, dataset_info)."""
-    try:
-        from bnnlib.data import normalize
-    except ImportError:  # engine not merged yet: local fallback (removed once it is)
-        return _fallback_batches(dataset, n_batches, batch_size, seed, root)
     splits = _splits(dataset, None if root is None else str(root), val_size)
     n = n_batches * batch_size
     if n > len(splits.y_val):
@@ -147,38 +139,9 @@ def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, r
 @functools.lru_cache(maxsize=2)
 def _splits(dataset: str, root, val_size: int):
     """bnnlib.data splits, loaded once per process (CIFAR-10 parsing is the slow part)."""
-    from bnnlib.data import resolve_dataset as load
     if dataset not in ("cifar10", "synthetic"):
         raise ValueError(f"dataset: got {dataset!r}; allowed: ('cifar10', 'synthetic')")
-    return load(dataset, root, val_size=val_size, split_seed=0, download=False)
-
-
-def _fallback_batches(dataset, n_batches, batch_size, seed, root):
-    """Pre-engine loader: CIFAR-10 data_batch_1 or Gaussian class prototypes."""
-    n = n_batches * batch_size
-    rng = np.random.default_rng(seed)
-    if dataset == "cifar10":
-        d = _cifar_dir(root)
-        if d is None:
-            raise ValueError("dataset: got 'cifar10' but no cifar-10-batches-py under root or "
-                             "BNNLIB_DATA; allowed: set BNNLIB_DATA or use 'synthetic'")
-        with open(d / "data_batch_1", "rb") as f:
-            raw = pickle.load(f, encoding="bytes")
-        idx = rng.permutation(len(raw[b"labels"]))[:n]
-        x = torch.tensor(raw[b"data"][idx], dtype=torch.float32).view(n, 3, 32, 32) / 255.0
-        y = torch.tensor(np.asarray(raw[b"labels"])[idx], dtype=torch.long)
-        x = (x - torch.tensor(_MEAN).view(1, 3, 1, 1)) / torch.tensor(_STD).view(1, 3, 1, 1)
-        info = {"name": "cifar10", "note": CIFAR_NOTE, "split": "train (data_batch_1)"}
-    elif dataset == "synthetic":
-        g = torch.Generator().manual_seed(seed)
-        protos = torch.randn(10, 3, 32, 32, generator=g)
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = protos[y] + torch.randn(n, 3, 32, 32, generator=g)
-        info = {"name": "synthetic", "note": SYNTH_NOTE}
-    else:
-        raise ValueError(f"dataset: got {dataset!r}; allowed: ('cifar10', 'synthetic')")
-    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
-    return batches, info
+    return bnnlib_dataset(dataset, root, val_size=val_size, split_seed=0, download=False)
 
 
 def _model_for(config: dict, work_dir: Path, device: str = "cpu"):
