@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.error_accumulation import (SmoothSign, config_hash, fit_phi, grid, load_records,
-                                         loo_rmse, make_config, make_figures, make_spec, measure,
-                                         run_study, shadow_model, smooth_model)
+from analysis.error_accumulation import (SmoothSign, config_hash, fig_init_vs_trained, fit_phi,
+                                         grid, load_records, loo_rmse, make_config, make_figures,
+                                         make_spec, measure, run_study, select_records,
+                                         shadow_model, smooth_model)
 from analysis.error_accumulation.instruments import _Probe
 from bnnlib.layers import BinaryLinear
 from bnnlib.models import build
@@ -199,6 +200,11 @@ def test_study_records_skip_and_figures(tmp_path):
     recs = load_records(tmp_path / "rec")
     r = json.loads((tmp_path / "rec" / f"{config_hash(cfgs[0])}.json").read_text())
     assert len(recs) == len(cfgs) and r["config"] == cfgs[0] and "torch" in r["versions"]
+    assert len(select_records(recs, batch_size=4, ks=(4.0,), dataset="synthetic")) == len(cfgs)
+    with pytest.raises(ValueError, match="no record"):
+        select_records(recs, batch_size=8, ks=(4.0,), dataset="synthetic")
+    with pytest.raises(ValueError, match="axes"):
+        select_records(recs, seed=0)
     table = make_figures(recs, tmp_path / "fig", n_boot=20)
     assert (tmp_path / "fig" / "erracc_premise.md").is_file()
     assert set(table["status"]) == {"fitted"}
@@ -215,3 +221,5 @@ def test_trained_config_trains_with_bnnlib_train_then_measures(tmp_path):
     assert rec["dataset"]["split"].startswith("validation")
     init = run_study([{**cfg, "trained_epochs": 0}], tmp_path, log=None)[0]
     assert rec["metrics"]["summary"] != init["metrics"]["summary"]  # weights were loaded
+    paths = fig_init_vs_trained([init, rec], tmp_path / "fig")
+    assert paths["png"].stat().st_size > 0

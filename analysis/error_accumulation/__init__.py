@@ -7,13 +7,13 @@ phi(d) (``fit_phi``) and figures (``make_figures``) are built from records only.
 from .fits import FORMS, fit_phi, loo_rmse
 from .instruments import (BN_MODES, SHADOW_MODES, RealArg, SmoothSign, measure, probed_layers,
                           shadow_model, smooth_model)
-from .plots import make_figures
+from .plots import fig_init_vs_trained, make_figures
 from .report import fit_table, layers_frame, premise_table, records_frame
 from .study import (BACKBONES, BINARIZERS, config_hash, grid, load_batches, load_records,
-                    make_config, make_spec, run_config, run_study)
+                    make_config, make_spec, run_config, run_study, select_records)
 
 __all__ = ["FORMS", "fit_phi", "loo_rmse", "BN_MODES", "SHADOW_MODES", "RealArg", "SmoothSign",
            "measure", "probed_layers", "shadow_model", "smooth_model", "make_figures",
            "fit_table", "layers_frame", "premise_table", "records_frame", "BACKBONES", "BINARIZERS", "config_hash",
            "grid", "load_batches", "load_records", "make_config", "make_spec", "run_config",
-           "run_study"]
+           "run_study", "select_records", "fig_init_vs_trained"]

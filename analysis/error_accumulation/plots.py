@@ -18,7 +18,7 @@ from analysis.figures import save_figure, save_table, style  # noqa: E402
 from .report import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
                      premise_table, records_frame)
 
-__all__ = ["make_figures"]
+__all__ = ["make_figures", "fig_init_vs_trained"]
 
 _BB_LABEL = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (basic blocks)",
              "vgg": "plain VGG stack (no shortcuts)"}
@@ -33,9 +33,9 @@ def _when(epochs) -> str:
     return "at initialisation" if epochs == 0 else f"after {epochs} training epoch(s)"
 
 
-def _save(fig, name, data, outdir, title, what, df, records):
+def _save(fig, name, data, outdir, title, what, df, records, suffix=True):
     epochs = sorted(set(df["trained_epochs"]))
-    if epochs != [0]:  # trained figures never overwrite the at-initialisation ones
+    if suffix and epochs != [0]:  # trained figures never overwrite the at-initialisation ones
         name += "_trained" + "-".join(map(str, epochs))
         title += f" ({_when(epochs[-1])})"
     label = _data_label(df)
@@ -162,16 +162,59 @@ def fig_binarizers(rf, outdir, sel, records, metrics=("eq13", "drift_head", "eg_
                  rf, records)
 
 
+def fig_init_vs_trained(records, figures_dir, binarizer="approx_sign",
+                        metrics=("eq13", "drift_head", "eg_first_shadow", "eg_sum_shadow")):
+    """Accumulated error vs depth at initialisation (open, dashed) and after training (filled,
+    solid) for every (backbone, width) that has trained records; mean and 95% CI over seeds."""
+    style()
+    rf = records_frame(records)
+    rf = rf[rf["binarizer"] == binarizer]
+    trained = rf[rf["trained_epochs"] > 0]
+    if trained.empty:
+        raise ValueError(f"records: none trained with binarizer {binarizer!r}; allowed: records "
+                         "with trained_epochs > 0")
+    keys = set(zip(trained["backbone"], trained["width"]))
+    rf = rf[[k in keys for k in zip(rf["backbone"], rf["width"])]]
+    fig, axes = plt.subplots(2, 2, figsize=(8.4, 6.0), squeeze=False)
+    rows = []
+    for j, m in enumerate(metrics):
+        ax = axes[j // 2, j % 2]
+        for k, ((bb, w), g) in enumerate(rf.groupby(["backbone", "width"])):
+            for e, h in g.groupby("trained_epochs"):
+                st = pd.DataFrame([(d, *mean_ci(x[m])) for d, x in h.groupby("d")],
+                                  columns=["d", "mean", "lo", "hi"])
+                rows += [dict(backbone=bb, width=w, trained_epochs=e, metric=m, **r)
+                         for r in st.to_dict("records")]
+                ax.errorbar(st["d"], st["mean"], yerr=[st["mean"] - st["lo"], st["hi"] - st["mean"]],
+                            color=f"C{k}", ls="-" if e else "--", marker="o", ms=3, capsize=2,
+                            mfc=f"C{k}" if e else "white", label=f"{bb} w={w}, {_when(e)}")
+        ax.set(xlabel="depth d (binary layers)", ylabel=m, title=SHORT.get(m, m))
+        ax.legend(fontsize=5)
+    fig.suptitle(f"Error vs depth at initialisation and after training ({binarizer})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, "erracc_init_vs_trained", pd.DataFrame(rows), figures_dir,
+                 "Accumulated error vs depth: initialisation vs after training",
+                 "Seed means with 95% bootstrap CIs; dashed/open: at initialisation, solid/filled: "
+                 "after the short training recorded in each record.", rf, list(rf["config_hash"]),
+                 suffix=False)
+
+
 def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trained_epochs=0,
                  n_boot: int = 1000) -> dict:
-    """All figures plus fits (CSV + JSON) from ``records``; returns the fit table."""
+    """All figures plus fits (tables + JSON) from ``records``; returns the fit table.
+
+    Per-layer figures show ``width`` (the smallest width measured at ``trained_epochs`` when
+    ``width`` is None or was not measured there)."""
     style()
     rf, lf = records_frame(records), layers_frame(records)
-    width = int(rf["width"].min()) if width is None else width
-    for name, val, col in (("width", width, "width"), ("binarizer", binarizer, "binarizer"),
-                           ("trained_epochs", trained_epochs, "trained_epochs")):
-        if val not in set(rf[col]):
-            raise ValueError(f"{name}: got {val!r}; allowed: one of {sorted(set(rf[col]))}")
+    if trained_epochs not in set(rf["trained_epochs"]):
+        raise ValueError(f"trained_epochs: got {trained_epochs!r}; allowed: one of "
+                         f"{sorted(set(rf['trained_epochs']))}")
+    here = rf[rf["trained_epochs"] == trained_epochs]
+    if binarizer not in set(here["binarizer"]):
+        raise ValueError(f"binarizer: got {binarizer!r}; allowed: one of {sorted(set(here['binarizer']))}")
+    if width is None or width not in set(here["width"]):  # trained sub-grids may lack it
+        width = int(here["width"].min())
     hashes = list(rf["config_hash"])
     at = rf["trained_epochs"] == trained_epochs
     main = rf[at & (rf["binarizer"] == binarizer)]

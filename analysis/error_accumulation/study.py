@@ -28,11 +28,13 @@ from bnnlib.spec import ResNetSpec, VGGSpec, spec_to_dict
 from .instruments import BN_MODES, measure
 
 __all__ = ["BACKBONES", "BINARIZERS", "make_spec", "make_config", "config_hash", "grid",
-           "load_batches", "run_config", "run_study", "load_records"]
+           "load_batches", "run_config", "run_study", "load_records", "select_records",
+           "AXES"]
 
 BACKBONES = ("resnet", "resnet_basic", "vgg")
 BINARIZERS = ("sign", "approx_sign", "rsign")
 DATASETS = ("auto", "cifar10", "synthetic")
+AXES = ("backbone", "blocks", "width", "binarizer", "seed", "trained_epochs", "train_subset")
 RECORD_VERSION = 2  # 2: images from the bnnlib.data validation split
 
 
@@ -242,3 +244,17 @@ def load_records(records_dir) -> list[dict]:
         if r.get("status") == "finished" and r.get("config", {}).get("study") == "error_accumulation":
             recs.append(r)
     return recs
+
+
+def select_records(records, **settings) -> list[dict]:
+    """Records whose measurement settings (every config field that is not a study axis)
+    equal ``settings``, so that figures never pool differently measured records."""
+    bad = sorted(set(settings) & set(AXES))
+    if bad:
+        raise ValueError(f"settings: got study axes {bad}; allowed: measurement fields only")
+    want = make_config(**settings)
+    fixed = {k: v for k, v in want.items() if k not in AXES}
+    out = [r for r in records if all(r["config"].get(k) == v for k, v in fixed.items())]
+    if not out:
+        raise ValueError(f"settings: no record matches {fixed}")
+    return out
