@@ -14,7 +14,7 @@ from analysis.error_accumulation import (SmoothSign, config_hash, fig_init_vs_tr
                                          shadow_model, smooth_model)
 from analysis.error_accumulation.instruments import _Probe
 from bnnlib.layers import BinaryLinear
-from bnnlib.models import build
+from bnnlib.models import build, create_model, list_models
 
 torch.set_num_threads(1)
 
@@ -87,6 +87,20 @@ def test_shadow_of_fp_model_gives_zero_error():
         assert row["drift_rel_l2"] == 0.0 and row["drift_k4_rel_l2"] == 0.0
         if row["g_shadow_total_cos"] is not None:
             assert row["g_shadow_total_norm_ratio"] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_instruments_work_on_every_registered_backbone(name):
+    torch.manual_seed(0)
+    m = create_model(name, width_mult=0.25)
+    size = 64 if "imagenet" in name else 32
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    r = measure(m, [(x, torch.tensor([0, 1]))], ks=(4.0,))
+    s = r["summary"]
+    assert s["n_binary"] == sum(getattr(mod, "is_binary", False) for mod in m.modules()) > 0
+    assert math.isfinite(s["eq13"]) and s["eq13"] > 0 and 0 < s["logit_rel_l2_shadow"] < 10
+    assert all(row["g_shadow_total_cos"] is None or -1 <= row["g_shadow_total_cos"] <= 1 + 1e-9
+               for row in r["layers"])
 
 
 def test_shadow_shares_weights_and_drops_binarizers():
@@ -176,6 +190,7 @@ def test_fits_refuse_too_few_depths():
 def test_config_validation_and_hash():
     c = make_config(backbone="vgg", blocks=2, width=8, dataset="synthetic")
     assert config_hash(c) == config_hash(dict(reversed(list(c.items()))))
+    assert make_config(backbone="vgg", blocks=2, width=8, dataset="synthetic", train_subset=99) == c
     for kw, name in ((dict(backbone="mlp"), "backbone"), (dict(binarizer="tanh"), "binarizer"),
                      (dict(blocks=0), "blocks"), (dict(dataset="mnist"), "dataset"),
                      (dict(bn_mode="train"), "bn_mode")):

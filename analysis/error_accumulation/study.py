@@ -75,6 +75,8 @@ def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", 
         _check_int(name, v, lo=0)
     if train_subset is not None:
         _check_int("train_subset", train_subset)
+    if trained_epochs == 0:
+        train_subset = None  # irrelevant at initialisation; keeps one record per init model
     if bn_mode not in BN_MODES:
         raise ValueError(f"bn_mode: got {bn_mode!r}; allowed: {BN_MODES}")
     return {"study": "error_accumulation", "version": RECORD_VERSION, "backbone": backbone,
