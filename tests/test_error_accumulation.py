@@ -71,6 +71,7 @@ def test_toy_gradients_by_hand(toy):
     # layer 1 input: BNN W1^T (0, 1) = (1, 1); shadow W1^T (1, 1) = (2, 0)
     assert l1["g_shadow_total_cos"] == pytest.approx(1 / math.sqrt(2))
     assert l1["g_shadow_branch_norm_ratio"] == pytest.approx(1 / math.sqrt(2))
+    assert l1["bnn_branch_grad_frac"] == pytest.approx(1.0)  # no shortcut in the toy
     # weights: BNN dW2 = sign(a2) = (1, 1) vs shadow a2 = (0.75, 0.25)
     assert l2["g_shadow_weight_cos"] == pytest.approx(1 / math.sqrt(1.25))
     assert l2["g_shadow_weight_norm_ratio"] == pytest.approx(math.sqrt(3.2))
@@ -135,6 +136,9 @@ def test_measure_leaves_model_untouched_and_is_deterministic():
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     assert r1 == r2
     assert r1["summary"]["n_binary"] == 6
+    # Bi-Real units: the identity shortcut carries part of each binary conv's input gradient
+    fracs = [row["bnn_branch_grad_frac"] for row in r1["layers"] if row["binary"]]
+    assert all(f is not None and 0 < f < 1 for f in fracs[1:]), fracs
 
 
 def test_smooth_sign_gradient_is_analytic():

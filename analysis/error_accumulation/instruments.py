@@ -238,6 +238,7 @@ def measure(model: nn.Module, batches, loss_fn=None, bn_mode: str = "batch", ks=
         out = bnn(_own(batch[0]))
         loss_fn(out, batch[1]).backward()
         order = order or list(bnn_probe.order)
+        _fold_split(bnn_probe.grads, stats)
         for tag, net in refs.items():
             ref_out = _ref_pass(net, probes[tag], batch, loss_fn, bnn_probe, stats, tag)
             stats.setdefault((tag, "logits", "out"), _Stats()).add(out.detach(), ref_out)
@@ -268,6 +269,15 @@ def _drift_fold(stats, tag, bnn_probe):
     return fold
 
 
+def _fold_split(grads: dict, stats: dict) -> None:
+    """Sum of squares of the BNN's branch and total input gradients (shortcut vs binary path)."""
+    for (name, part), g in grads.items():
+        if part == "branch" and (name, "total") in grads:
+            acc = stats.setdefault(("split", name), [0.0, 0.0])
+            acc[0] += float(g.double().pow(2).sum())
+            acc[1] += float(grads[(name, "total")].double().pow(2).sum())
+
+
 def _weight_stats(bnn, refs, binary, stats):
     """Compare accumulated latent-weight gradients of binary layers with each reference."""
     own = {n: m.weight.grad for n, m in probed_layers(bnn) if n in binary}
@@ -290,6 +300,10 @@ def _layer_table(order, binary, modules, res, stats, refs) -> list[dict]:
             row.update(bin_index=b_idx, residual_abs=s_e / cnt,
                        residual_rel=s_e / s_a if s_a > 0 else None, eq13_cum=eq)
             b_idx += 1
+        split = stats.get(("split", name))
+        # ||grad through this layer|| / ||grad w.r.t. its input tensor||: < 1 when a shortcut
+        # (or another consumer) carries part of the gradient
+        row["bnn_branch_grad_frac"] = math.sqrt(split[0] / split[1]) if split and split[1] > 0 else None
         for tag in refs:
             pre = "drift" if tag == "shadow" else f"drift_{tag}"
             for key, v in _get(stats, (tag, name, "act"), "drift").items():
