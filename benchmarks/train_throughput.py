@@ -15,19 +15,17 @@ BNN/FP step time and ours/reference step time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from bnnlib import records
-from bnnlib.data import Splits, augment, normalize
+from bnnlib.data import Splits, normalize
 from bnnlib.models import create_model
-from bnnlib.train import TrainConfig, _make_optimizer, _train_epoch, build_model
+from bnnlib.train import TrainConfig, make_optimizer, _train_epoch, build_model
 from bnnlib.train_config import resolved_hparams
 
 EPOCH_IMAGES = 50_000
@@ -52,7 +50,7 @@ def time_ours(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
     model = build_model(cfg).to(device, memory_format=torch.channels_last if cfg.channels_last
                                 else torch.preserve_format)
     fwd = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
-    opt = _make_optimizer(model, resolved_hparams(cfg), 1e-4)
+    opt = make_optimizer(model, resolved_hparams(cfg), 1e-4)
     gen = torch.Generator(device=device).manual_seed(0)
     ctx = {"model": model, "fwd": fwd, "opt": opt, "gen": gen, "device": device, "bs": bs,
            "quiet": True, "teacher": None,
@@ -74,7 +72,7 @@ def time_packed(cfg: TrainConfig, k: int, steps: int, warmup: int, device) -> tu
     cfgs = [cfg.replace(seed=s) for s in range(k)]
     net = packed.pack_models([build_model(c) for c in cfgs]).to(device)
     fwd = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
-    ctx = {"net": fwd, "opt": _make_optimizer(net, resolved_hparams(cfg), 1e-4), "k": k, "bs": bs,
+    ctx = {"net": fwd, "opt": make_optimizer(net, resolved_hparams(cfg), 1e-4), "k": k, "bs": bs,
            "gens": [torch.Generator(device=device).manual_seed(s) for s in range(k)],
            "quiet": True, "lr": 0.1, "total_steps": 10 * (steps + warmup)}
     sts = [{"epoch": 0, "step": 0, "diverged": None} for _ in range(k)]

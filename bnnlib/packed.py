@@ -31,9 +31,9 @@ from .data import augment, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
 from .models.common import PadShortcut
-from .train import (_make_optimizer, _peak_memory, _quiet, build_model, cosine_lr,
+from .train import (_peak_memory, _quiet, build_model, cosine_lr,
                     eval_batch_size, log_epoch, resolve_device, write_record)
-from .train_config import TrainConfig, resolved_hparams
+from .train_config import TrainConfig, make_optimizer, resolved_hparams
 
 __all__ = ["pack_models", "unpack_state", "pack_key", "train_packed", "run_packed",
            "PackedLinear", "PackedPadShortcut"]
@@ -228,7 +228,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     fmt = torch.channels_last if c0.channels_last else torch.preserve_format
     net = pack_models(models).to(device, memory_format=fmt)
     fwd = torch.compile(net, mode=c0.compile_mode) if c0.compile else net
-    opt = _make_optimizer(net, h, h["weight_decay"])
+    opt = make_optimizer(net, h, h["weight_decay"])
     gens = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
     sts = [{"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None} for _ in configs]
     ckpt = Path(checkpoint) if checkpoint else None

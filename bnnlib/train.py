@@ -26,7 +26,7 @@ from torch import nn
 
 from . import records
 from .data import augment, normalize, resolve_dataset
-from .train_config import PRESETS, TrainConfig, resolved_hparams
+from .train_config import PRESETS, TrainConfig, make_optimizer, resolved_hparams
 
 __all__ = ["TrainConfig", "PRESETS", "train", "StopTraining", "build_model", "evaluate",
            "resolve_device", "cosine_lr", "write_record", "log_epoch", "main"]
@@ -55,20 +55,6 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     if cfg.init_weights:
         model.load_state_dict(torch.load(cfg.init_weights, map_location="cpu", weights_only=True))
     return model
-
-
-def _make_optimizer(model: nn.Module, h: dict, weight_decay: float) -> torch.optim.Optimizer:
-    """SGD or Adam per preset; 'weights' wd_on decays only conv/linear weights."""
-    if h["wd_on"] == "weights":
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        rest = [p for p in model.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": weight_decay},
-                  {"params": rest, "weight_decay": 0.0}]
-    else:
-        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
-    if h["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
-    return torch.optim.Adam(groups, lr=h["lr"])
 
 
 def _phases(cfg: TrainConfig, wd: float) -> list[dict]:
@@ -293,7 +279,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
         if st["epoch"] >= ph["end"] or st["diverged"]:
             continue
         _set_real_weights(model, ph["real_weights"], saved_bin)
-        opt = _make_optimizer(model, h, ph["wd"])
+        opt = make_optimizer(model, h, ph["wd"])
         if opt_state is not None:
             opt.load_state_dict(opt_state)
             opt_state = None

@@ -12,9 +12,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .data import DATASETS
 
-__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "resolved_hparams"]
+__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "resolved_hparams",
+           "make_optimizer", "parse_args"]
 
 # The paper's recipes. lr/batch/wd of a config override these when not None.
 PRESETS = {
@@ -184,6 +187,20 @@ def _check_values(c: TrainConfig) -> None:
     _need(spec.binary or not c.two_step, "two_step", c.two_step, "False for a real-valued model")
     _need(c.stop_after_epoch is None or c.stop_after_epoch < c.epochs, "stop_after_epoch",
           c.stop_after_epoch, f"None or an int in [1, epochs-1={c.epochs - 1}]")
+
+
+def make_optimizer(model, h: dict, weight_decay: float):
+    """SGD or Adam per preset; 'weights' wd_on decays only conv/linear weights."""
+    if h["wd_on"] == "weights":
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        rest = [p for p in model.parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": weight_decay},
+                  {"params": rest, "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    if h["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
+    return torch.optim.Adam(groups, lr=h["lr"])
 
 
 def resolved_hparams(c: TrainConfig) -> dict:
