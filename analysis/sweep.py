@@ -105,6 +105,9 @@ def _run_local(jobs: list, workers: int) -> None:
             run_one(cfg, d)
         return
     import multiprocessing as mp
+    import os
+    share = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription when threads unset
+    jobs = [({**c, "threads": c["threads"] or share}, d) for c, d in jobs]
     # spawn: a fresh interpreter per worker (no forked torch thread pools or RNG state)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         for f in [pool.submit(run_one, cfg, d) for cfg, d in jobs]:

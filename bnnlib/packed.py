@@ -190,6 +190,8 @@ def _epoch(sts, cfgs, ctx) -> None:
             xs.append(normalize(xb, channels_last=c0.channels_last))
             ys.append(d.y_train[idx])
         x, y = torch.cat(xs, 1), torch.stack(ys, 1)  # (B, K*3, H, W), (B, K)
+        if c0.compile and x.device.type == "cuda":  # new step for CUDA-graph outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c0.amp == "bf16"):
             logits = net(x)
         logits = logits.float().view(bs, k, -1)

@@ -174,6 +174,8 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
         if cfg.augment:
             xb = augment(xb, gen)
         xb = normalize(xb, channels_last=cfg.channels_last)
+        if ctx.get("cudagraphs"):  # a new step: earlier graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         with _autocast(cfg, dev):
             logits = fwd(xb)
             t_logits = None
@@ -269,7 +271,8 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
         opt_state = ck["optimizer"]
         _set_rng_state(ck["rng"], gen)
     ctx = {"model": model, "fwd": fwd, "gen": gen, "data": data, "device": device, "bs": bs,
-           "quiet": _quiet(cfg), "teacher": _load_teacher(cfg, device)}
+           "quiet": _quiet(cfg), "teacher": _load_teacher(cfg, device),
+           "cudagraphs": cfg.compile and device.type == "cuda"}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     step_start = st["step"]  # timings cover this process only
