@@ -268,7 +268,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
             raise ValueError(f"resume: checkpoint in {out} is for config {ck['config_hash']}, not {chash}")
         model.load_state_dict(ck["model"])
         st.update(ck["state"])
-        opt_state = ck["optimizer"]
+        opt_state = (ck["phase"], ck["optimizer"])
         _set_rng_state(ck["rng"], gen)
     ctx = {"model": model, "fwd": fwd, "gen": gen, "data": data, "device": device, "bs": bs,
            "quiet": _quiet(cfg), "teacher": _load_teacher(cfg, device),
@@ -278,14 +278,13 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
     step_start = st["step"]  # timings cover this process only
     t_train = t_eval = 0.0
     steps_per_epoch = len(data.y_train) // bs
-    for ph in phases:
+    for pi, ph in enumerate(phases):
         if st["epoch"] >= ph["end"] or st["diverged"]:
             continue
         _set_real_weights(model, ph["real_weights"], saved_bin)
         opt = make_optimizer(model, h, ph["wd"])
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-            opt_state = None
+        if opt_state is not None and opt_state[0] == pi:  # a new phase starts a fresh optimizer
+            opt.load_state_dict(opt_state[1])
         ctx["opt"] = opt
         ctx["phase"] = {"lr": h["lr"], "step0": ph["start"] * steps_per_epoch,
                         "steps": (ph["end"] - ph["start"]) * steps_per_epoch}
@@ -299,8 +298,9 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
             _end_epoch(st, cfg, ctx, time.perf_counter() - t1)
             t_eval += time.perf_counter() - t2
             st["epoch"] += 1
-            records.save_atomic({"config_hash": chash, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "state": st, "rng": _rng_state(gen)}, ckpt_path)
+            records.save_atomic({"config_hash": chash, "model": model.state_dict(), "phase": pi,
+                                 "optimizer": opt.state_dict(), "state": st, "rng": _rng_state(gen)},
+                                ckpt_path)
             if cfg.stop_after_epoch == st["epoch"]:
                 raise StopTraining(f"stopped after epoch {st['epoch']} (stop_after_epoch)")
     _set_real_weights(model, False, saved_bin)

@@ -80,6 +80,10 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_types(self)
+        for name, hint in typing.get_type_hints(TrainConfig).items():
+            v = getattr(self, name)  # 3 and 3.0 must hash alike: float fields hold floats
+            if float in (typing.get_args(hint) or (hint,)) and isinstance(v, int) and not isinstance(v, bool):
+                object.__setattr__(self, name, float(v))
         _check_values(self)
 
     @classmethod
