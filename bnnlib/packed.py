@@ -31,7 +31,7 @@ from .data import augment, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
 from .models.common import PadShortcut
-from .train import (_peak_memory, _quiet, build_model, cosine_lr,
+from .train import (StopTraining, _peak_memory, _quiet, build_model, cosine_lr,
                     eval_batch_size, log_epoch, resolve_device, write_record)
 from .train_config import TrainConfig, make_optimizer, resolved_hparams
 
@@ -263,6 +263,8 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
         if ckpt is not None and not last:
             records.save_atomic({"net": net.state_dict(), "optimizer": opt.state_dict(), "states": sts,
                                  "gens": [g.get_state() for g in gens]}, ckpt)
+        if c0.stop_after_epoch == sts[0]["epoch"]:
+            raise StopTraining(f"packed run stopped after epoch {sts[0]['epoch']} (stop_after_epoch)")
     n_img = (sts[0]["step"] - step_start) * bs * k
     timings = {"total_s": time.perf_counter() - t0, "data_s": t_data, "train_s": t_train,
                "eval_s": t_eval, "steps": sts[0]["step"],

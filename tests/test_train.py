@@ -179,3 +179,16 @@ def test_evaluate_uses_eval_mode_and_leaves_bn_stats_alone():
     assert not model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert evaluate(model, d.x_test, d.y_test, cfg.replace(eval_batch_size=7), "cpu") == a
+
+
+def test_bf16_autocast_and_channels_last_paths_run_on_cpu(tmp_path):
+    rec = train(tiny(amp="bf16", channels_last=True, epochs=1), tmp_path)
+    assert rec["status"] == "finished" and rec["metrics"]["final_test_acc"] is not None
+
+
+@pytest.mark.slow  # torch.compile needs a C++ build: a minute or more on 2 cores
+def test_compiled_run_matches_eager_closely(tmp_path):
+    a = train(tiny(binary=False, epochs=1), tmp_path / "eager")
+    b = train(tiny(binary=False, epochs=1, compile=True), tmp_path / "compiled")
+    assert b["metrics"]["epochs"][0]["train_loss"] == pytest.approx(
+        a["metrics"]["epochs"][0]["train_loss"], rel=1e-3)
