@@ -236,6 +236,12 @@ def dwr_table() -> list[dict]:
     return rows
 
 
+def golden() -> dict:
+    """Totals of every registered model, BNN and FP (the golden file's content)."""
+    return {name: {kind: count(name, binary=b).totals for kind, b in (("bnn", True), ("fp", False))}
+            for name in list_models()}
+
+
 def _fmt_dwr_table(rows) -> str:
     out = ["| backbone | model | OPs (M) | params (M) | acts (M) | OPs ratio | params ratio | acts ratio "
            "| within budget | OPs ratio, binary 1x1 | within, binary 1x1 |",
@@ -259,12 +265,19 @@ def main(argv=None) -> int:
     p.add_argument("--depth-div", type=float, default=1.0)
     p.add_argument("--json", action="store_true", help="print totals as one JSON object")
     p.add_argument("--table", choices=["dwr"], help="original vs DWR for every backbone")
+    p.add_argument("--write-golden", metavar="PATH", help="write totals of every registered model "
+                   "(BNN and FP) as JSON: the golden file the tests compare against")
     for c in ("bn", "act", "pool", "bias", "scale"):
         p.add_argument(f"--count-{c}", action="store_true", help=f"count {c} ops (default: not counted)")
     a = p.parse_args(argv)
     if a.table == "dwr":
         rows = dwr_table()
         print(json.dumps(rows, indent=1) if a.json else _fmt_dwr_table(rows))
+        return 0
+    if a.write_golden:
+        with open(a.write_golden, "w") as f:
+            json.dump(golden(), f, indent=1, sort_keys=True)
+            f.write("\n")
         return 0
     if not a.model:
         p.error("MODEL is required unless --table is given")
