@@ -11,7 +11,9 @@ Executors:
 - ``packed``: same-shape runs trained K at a time in one vectorised step (``bnnlib.packed``),
   the way to fill a GPU with small nets.
 - ``submitit``: one SLURM array task per run (``pip install bnn-dwr[cluster]``); runs are
-  requeued on preemption and resume from their last epoch checkpoint.
+  requeued on preemption and resume from their last epoch checkpoint. ``executor_options``
+  go to ``AutoExecutor.update_parameters`` (e.g. ``slurm_partition``, ``gpus_per_node``,
+  ``timeout_min``); ``cluster: debug`` runs the tasks in-process (what the test uses).
 
 YAML spec (``python -m analysis.sweep run SPEC.yaml``)::
 
@@ -128,7 +130,9 @@ def _run_submitit(jobs: list, root: Path, options: dict) -> None:
         def __call__(self, cfg, d):
             return run_one(cfg, d)
 
-    ex = submitit.AutoExecutor(folder=str(root / "_submitit"))
+    options = dict(options)
+    cluster = options.pop("cluster", None)  # None: SLURM when available, else local processes
+    ex = submitit.AutoExecutor(folder=str(root / "_submitit"), cluster=cluster)
     ex.update_parameters(**{"timeout_min": 240, "slurm_array_parallelism": 64, **options})
     task = _Task()
     handles = ex.map_array(task, [c for c, _ in jobs], [d for _, d in jobs])
