@@ -136,14 +136,14 @@ def _loss(logits, y, teacher_logits, cfg: TrainConfig):
 def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     """One epoch in place on ``st``; sets st['diverged'] on the first non-finite loss."""
     from tqdm.auto import tqdm
-    model, fwd, opt, gen, data = ctx["model"], ctx["fwd"], ctx["opt"], ctx["gen"], ctx["data"]
+    fwd, opt, gen, data = ctx["fwd"], ctx["opt"], ctx["gen"], ctx["data"]
     dev, bs, ph = ctx["device"], ctx["bs"], ctx["phase"]
     n = len(data.y_train)
     steps = n // bs  # the incomplete last batch is dropped in training only (reshuffled each epoch)
     perm = torch.randperm(n, generator=gen, device=gen.device)
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
-    model.train()
+    fwd.train()  # the compiled wrapper too, so its flag matches the module it wraps
     check = 1 if dev.type == "cpu" else 25  # loss checks sync the GPU: batch them there
     pending = []
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"epoch {st['epoch'] + 1}"):
