@@ -49,6 +49,7 @@ def config_hash(config: TrainConfig | dict) -> str:
 
 
 def _as_config(c) -> TrainConfig:
+    """A TrainConfig from a config or a dict."""
     return c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c)
 
 
@@ -102,6 +103,7 @@ def run_sweep(configs, records_dir, executor: str = "local", workers: int = 1,
 
 
 def _run_local(jobs: list, workers: int) -> None:
+    """Run jobs here (workers=1) or in spawned worker processes."""
     if workers == 1:
         for cfg, d in jobs:
             run_one(cfg, d)
@@ -128,6 +130,7 @@ def _run_submitit(jobs: list, root: Path, options: dict) -> None:
         """Requeued on preemption; the rerun resumes from the run's epoch checkpoint."""
 
         def __call__(self, cfg, d):
+            """Run one config (on the cluster node)."""
             return run_one(cfg, d)
 
     options = dict(options)

@@ -32,6 +32,7 @@ EPOCH_IMAGES = 50_000
 
 
 def _fake_data(n: int, device) -> Splits:
+    """``n`` random uint8 training images on ``device`` (no val/test)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
@@ -40,6 +41,7 @@ def _fake_data(n: int, device) -> Splits:
 
 
 def _sync(device):
+    """Wait for queued CUDA work so timers see it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -126,6 +128,7 @@ def time_reference(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
 
 
 def _row(device, model, binary, loop, mode, dtype, bs, threads, times, steps):
+    """One JSON row: wall and CPU step time, images/s, extrapolated epoch time."""
     sec, cpu = times
     k = int(loop[6:]) if loop.startswith("packed") else 1  # a packed step trains k batches
     return {"nets": k, "cpu_step_ms": 1000 * cpu, "cpu_images_per_s": k * bs / cpu, "device": str(device), "device_name": records.device_info(device)["name"],
@@ -175,6 +178,7 @@ def run(args) -> list[dict]:
 
 
 def _fmt_row(r) -> str:
+    """A row as a markdown table line."""
     return (f"| {r['device_name'][:24]} | {r['model']} | {'BNN' if r['binary'] else 'FP'} | "
             f"{r['loop']} | {r['mode']} | {r['dtype']} | {r['threads']} | {r['step_ms']:.0f} | "
             f"{r['images_per_s']:.0f} | {r['epoch_s']:.1f} | {r['cpu_step_ms']:.0f} | "
@@ -205,6 +209,7 @@ def ratios(rows) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """CLI: time every row, print the table and ratios, write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -130,6 +130,7 @@ def git_commit(path: str | os.PathLike | None = None) -> dict:
 
 
 def _cpu_name() -> str:
+    """CPU model name (from /proc/cpuinfo where available)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -88,6 +88,7 @@ def _quiet(cfg: TrainConfig) -> bool:
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast context when ``cfg.amp == 'bf16'``, else a no-op one."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
 
 
@@ -114,6 +115,7 @@ def eval_batch_size(cfg: TrainConfig, device) -> int:
 
 
 def _load_teacher(cfg: TrainConfig, device) -> nn.Module | None:
+    """The frozen real-valued teacher for distillation, or None."""
     if cfg.teacher_model is None:
         return None
     from .models import create_model
@@ -183,12 +185,14 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
 
 
 def _peak_memory(device) -> dict:
+    """Peak GPU memory on CUDA, peak resident set size on CPU."""
     if device.type == "cuda":
         return {"peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(device)}
     return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def _complexity(spec) -> dict | None:
+    """``bnnlib.complexity.count(spec).totals`` (None without the counter)."""
     try:
         from .complexity import count
     except ImportError:  # complexity counter not available in this checkout

@@ -79,6 +79,7 @@ class TrainConfig:
     stop_after_epoch: int | None = None  # testing aid: checkpoint, then raise StopTraining
 
     def __post_init__(self):
+        """Validate types, normalise float fields, validate values."""
         _check_types(self)
         for name, hint in typing.get_type_hints(TrainConfig).items():
             v = getattr(self, name)  # 3 and 3.0 must hash alike: float fields hold floats
@@ -128,6 +129,7 @@ def _coerce(hint, v):
 
 
 def _type_ok(v: Any, hint) -> bool:
+    """Whether ``v`` matches the annotation ``hint`` (int is no float's bool)."""
     args = typing.get_args(hint) or (hint,)
     for t in args:
         if t is type(None) and v is None:
@@ -142,6 +144,7 @@ def _type_ok(v: Any, hint) -> bool:
 
 
 def _check_types(cfg: TrainConfig) -> None:
+    """Raise ValueError for the first field whose value has the wrong type."""
     for name, hint in typing.get_type_hints(TrainConfig).items():
         v = getattr(cfg, name)
         if not _type_ok(v, hint):
@@ -149,16 +152,19 @@ def _check_types(cfg: TrainConfig) -> None:
 
 
 def _fmt_hint(hint) -> str:
+    """An annotation as 'int or None' for error messages."""
     args = typing.get_args(hint) or (hint,)
     return " or ".join("None" if a is type(None) else a.__name__ for a in args)
 
 
 def _need(cond: bool, name: str, v: Any, allowed: str) -> None:
+    """Raise ValueError(name: got value; allowed: ...) unless ``cond``."""
     if not cond:
         raise ValueError(f"{name}: got {v!r}; allowed: {allowed}")
 
 
 def _check_values(c: TrainConfig) -> None:
+    """Ranges, choices and cross-field rules; builds the spec to validate it."""
     from .models import list_models
     _need(c.model in list_models(), "model", c.model, str(list_models()))
     _need(c.dataset in DATASETS, "dataset", c.dataset, str(DATASETS))
@@ -227,6 +233,7 @@ def _cli_type(hint):
     base = args[0]
 
     def conv(s: str):
+        """Parse one flag value."""
         if s.lower() == "none" and len(args) < len(typing.get_args(hint) or (hint,)):
             return None
         return json.loads(s) if base is dict else base(s)
