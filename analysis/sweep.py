@@ -11,7 +11,9 @@ Executors:
 - ``packed``: same-shape runs trained K at a time in one vectorised step (``bnnlib.packed``),
   the way to fill a GPU with small nets.
 - ``submitit``: one SLURM array task per run (``pip install bnn-dwr[cluster]``); runs are
-  requeued on preemption and resume from their last epoch checkpoint.
+  requeued on preemption and resume from their last epoch checkpoint. ``executor_options``
+  go to ``AutoExecutor.update_parameters`` (e.g. ``slurm_partition``, ``gpus_per_node``,
+  ``timeout_min``); ``cluster: debug`` runs the tasks in-process (what the test uses).
 
 YAML spec (``python -m analysis.sweep run SPEC.yaml``)::
 
@@ -47,6 +49,7 @@ def config_hash(config: TrainConfig | dict) -> str:
 
 
 def _as_config(c) -> TrainConfig:
+    """A TrainConfig from a config or a dict."""
     return c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c)
 
 
@@ -100,11 +103,15 @@ def run_sweep(configs, records_dir, executor: str = "local", workers: int = 1,
 
 
 def _run_local(jobs: list, workers: int) -> None:
+    """Run jobs here (workers=1) or in spawned worker processes."""
     if workers == 1:
         for cfg, d in jobs:
             run_one(cfg, d)
         return
     import multiprocessing as mp
+    import os
+    share = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription when threads unset
+    jobs = [({**c, "threads": c["threads"] or share}, d) for c, d in jobs]
     # spawn: a fresh interpreter per worker (no forked torch thread pools or RNG state)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         for f in [pool.submit(run_one, cfg, d) for cfg, d in jobs]:
@@ -123,9 +130,12 @@ def _run_submitit(jobs: list, root: Path, options: dict) -> None:
         """Requeued on preemption; the rerun resumes from the run's epoch checkpoint."""
 
         def __call__(self, cfg, d):
+            """Run one config (on the cluster node)."""
             return run_one(cfg, d)
 
-    ex = submitit.AutoExecutor(folder=str(root / "_submitit"))
+    options = dict(options)
+    cluster = options.pop("cluster", None)  # None: SLURM when available, else local processes
+    ex = submitit.AutoExecutor(folder=str(root / "_submitit"), cluster=cluster)
     ex.update_parameters(**{"timeout_min": 240, "slurm_array_parallelism": 64, **options})
     task = _Task()
     handles = ex.map_array(task, [c for c, _ in jobs], [d for _, d in jobs])

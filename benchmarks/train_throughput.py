@@ -15,25 +15,24 @@ BNN/FP step time and ours/reference step time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from bnnlib import records
-from bnnlib.data import Splits, augment, normalize
+from bnnlib.data import Splits, normalize
 from bnnlib.models import create_model
-from bnnlib.train import TrainConfig, _make_optimizer, _train_epoch, build_model
+from bnnlib.train import TrainConfig, make_optimizer, _train_epoch, build_model
 from bnnlib.train_config import resolved_hparams
 
 EPOCH_IMAGES = 50_000
 
 
 def _fake_data(n: int, device) -> Splits:
+    """``n`` random uint8 training images on ``device`` (no val/test)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
@@ -42,6 +41,7 @@ def _fake_data(n: int, device) -> Splits:
 
 
 def _sync(device):
+    """Wait for queued CUDA work so timers see it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -52,7 +52,7 @@ def time_ours(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
     model = build_model(cfg).to(device, memory_format=torch.channels_last if cfg.channels_last
                                 else torch.preserve_format)
     fwd = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
-    opt = _make_optimizer(model, resolved_hparams(cfg), 1e-4)
+    opt = make_optimizer(model, resolved_hparams(cfg), 1e-4)
     gen = torch.Generator(device=device).manual_seed(0)
     ctx = {"model": model, "fwd": fwd, "opt": opt, "gen": gen, "device": device, "bs": bs,
            "quiet": True, "teacher": None,
@@ -64,6 +64,26 @@ def time_ours(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
     _sync(device)
     t, c = time.perf_counter(), time.process_time()
     _train_epoch(st, cfg, ctx)  # ends with a host read of the loss sum: includes all work
+    return (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
+
+
+def time_packed(cfg: TrainConfig, k: int, steps: int, warmup: int, device) -> tuple:
+    """Seconds per step of ``k`` nets packed into one (bnnlib.packed), all k nets together."""
+    from bnnlib import packed
+    bs = resolved_hparams(cfg)["batch_size"]
+    cfgs = [cfg.replace(seed=s) for s in range(k)]
+    net = packed.pack_models([build_model(c) for c in cfgs]).to(device)
+    fwd = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
+    ctx = {"net": fwd, "opt": make_optimizer(net, resolved_hparams(cfg), 1e-4), "k": k, "bs": bs,
+           "gens": [torch.Generator(device=device).manual_seed(s) for s in range(k)],
+           "quiet": True, "lr": 0.1, "total_steps": 10 * (steps + warmup)}
+    sts = [{"epoch": 0, "step": 0, "diverged": None} for _ in range(k)]
+    ctx["data"] = _fake_data(warmup * bs, device)
+    packed._epoch(sts, cfgs, ctx)
+    ctx["data"] = _fake_data(steps * bs, device)
+    _sync(device)
+    t, c = time.perf_counter(), time.process_time()
+    packed._epoch(sts, cfgs, ctx)  # ends with host reads of the per-net sums
     return (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
 
 
@@ -108,19 +128,24 @@ def time_reference(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
 
 
 def _row(device, model, binary, loop, mode, dtype, bs, threads, times, steps):
+    """One JSON row: wall and CPU step time, images/s, extrapolated epoch time."""
     sec, cpu = times
-    return {"cpu_step_ms": 1000 * cpu, "cpu_images_per_s": bs / cpu, "device": str(device), "device_name": records.device_info(device)["name"],
+    k = int(loop[6:]) if loop.startswith("packed") else 1  # a packed step trains k batches
+    return {"nets": k, "cpu_step_ms": 1000 * cpu, "cpu_images_per_s": k * bs / cpu, "device": str(device), "device_name": records.device_info(device)["name"],
             "model": model, "binary": binary, "loop": loop, "mode": mode, "dtype": dtype,
             "batch_size": bs, "threads": threads, "step_ms": 1000 * sec,
-            "images_per_s": bs / sec, "epoch_s": EPOCH_IMAGES / bs * sec, "measured_steps": steps}
+            "images_per_s": k * bs / sec, "epoch_s": EPOCH_IMAGES / bs * sec, "measured_steps": steps}
 
 
-def variants(device) -> list[tuple[str, bool, str, str]]:
+def variants(device, packed_k: int) -> list[tuple[str, bool, str, str]]:
     """(loop, compile, mode-name, dtype) combinations worth timing on this device."""
     if device.type == "cuda":
-        return [("ours", False, "eager", "fp32"), ("ours", False, "eager", "bf16"),
-                ("ours", True, "compiled", "bf16"), ("reference", False, "eager", "fp32")]
-    return [("ours", False, "eager", "fp32"), ("reference", False, "eager", "fp32")]
+        v = [("ours", False, "eager", "fp32"), ("ours", False, "eager", "bf16"),
+             ("ours", True, "compiled", "bf16"), ("reference", False, "eager", "fp32")]
+        k = packed_k if packed_k is not None else 16
+        return v + ([(f"packed{k}", True, "compiled", "bf16")] if k > 1 else [])
+    v = [("ours", False, "eager", "fp32"), ("reference", False, "eager", "fp32")]
+    return v + ([(f"packed{packed_k}", False, "eager", "fp32")] if packed_k and packed_k > 1 else [])
 
 
 def run(args) -> list[dict]:
@@ -134,15 +159,18 @@ def run(args) -> list[dict]:
         dev = torch.device(dname)
         for model in args.models:
             for binary in (False, True):
-                for loop, comp, mode, dtype in variants(dev):
-                    if loop == "reference" and model not in args.reference_models:
+                for loop, comp, mode, dtype in variants(dev, args.packed_k):
+                    if loop != "ours" and model not in args.reference_models:
                         continue
                     cfg = TrainConfig(model=model, binary=binary, dataset="synthetic",
                                       batch_size=args.batch_size, device=dname, compile=comp,
-                                      compile_mode="max-autotune-no-cudagraphs" if comp else "default",
+                                      compile_mode="reduce-overhead" if comp else "default",
                                       amp="bf16" if dtype == "bf16" else "none")
-                    fn = time_ours if loop == "ours" else time_reference
-                    sec = fn(cfg, args.steps, args.warmup, dev)
+                    if loop.startswith("packed"):
+                        sec = time_packed(cfg, int(loop[6:]), args.steps, args.warmup, dev)
+                    else:
+                        fn = time_ours if loop == "ours" else time_reference
+                        sec = fn(cfg, args.steps, args.warmup, dev)
                     rows.append(_row(dev, model, binary, loop, mode, dtype, args.batch_size,
                                      torch.get_num_threads(), sec, args.steps))
                     print(_fmt_row(rows[-1]), file=sys.stderr, flush=True)
@@ -150,6 +178,7 @@ def run(args) -> list[dict]:
 
 
 def _fmt_row(r) -> str:
+    """A row as a markdown table line."""
     return (f"| {r['device_name'][:24]} | {r['model']} | {'BNN' if r['binary'] else 'FP'} | "
             f"{r['loop']} | {r['mode']} | {r['dtype']} | {r['threads']} | {r['step_ms']:.0f} | "
             f"{r['images_per_s']:.0f} | {r['epoch_s']:.1f} | {r['cpu_step_ms']:.0f} | "
@@ -166,6 +195,12 @@ def ratios(rows) -> list[str]:
         fp = by.get((dev, model, False, loop, mode, dtype))
         if binary and fp:
             out.append(f"{dev} {model} {loop} {mode} {dtype}: BNN/FP step time = {ms / fp:.2f}")
+        if loop.startswith("packed"):
+            one = by.get((dev, model, binary, "ours", "compiled" if mode == "compiled" else "eager", dtype))
+            if one:
+                k = int(loop[6:])
+                out.append(f"{dev} {model} {'BNN' if binary else 'FP'} {mode} {dtype}: packed "
+                           f"{k} nets = {k * one / ms:.1f}x the runs per hour of one at a time")
         ref = by.get((dev, model, binary, "reference", "eager", "fp32"))
         if loop == "ours" and ref:
             out.append(f"{dev} {model} {'BNN' if binary else 'FP'} {mode} {dtype}: "
@@ -174,6 +209,7 @@ def ratios(rows) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """CLI: time every row, print the table and ratios, write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -181,7 +217,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=6, help="timed steps per row")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet20_dwr"])
-    p.add_argument("--reference-models", nargs="+", default=["resnet20"])
+    p.add_argument("--reference-models", nargs="+", default=["resnet20"],
+                   help="models that also get the reference-loop and packed rows")
+    p.add_argument("--packed-k", type=int, default=None,
+                   help="nets per packed row (default: 16 on CUDA, none on CPU)")
     p.add_argument("--out", default="benchmarks/results/train_throughput.json")
     args = p.parse_args(argv)
     if args.threads:
@@ -189,7 +228,8 @@ def main(argv=None) -> int:
     rows = run(args)
     print(f"Each row: {args.steps} timed steps after {args.warmup} warm-up steps, batch "
           f"{args.batch_size}, extrapolated to a {EPOCH_IMAGES}-image epoch; threads = "
-          f"{torch.get_num_threads()}.")
+          f"{torch.get_num_threads()}. packedK rows train K nets per step: their images/s "
+          f"count all K nets, their s/epoch is one epoch of all K nets.")
     print("Wall-clock columns first; then process CPU time per step and the images/s it implies "
           "(with 1 thread this is what an idle core would give, so it is robust to a shared "
           "machine; with more threads it sums over threads).")

@@ -60,6 +60,7 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (largest training label + 1)."""
         return int(self.y_train.max()) + 1
 
 
@@ -102,6 +103,7 @@ def _batch_dir(root: Path) -> Path | None:
 
 
 def _md5(path: Path) -> str:
+    """Hex md5 of a file, read in 1 MiB chunks."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -110,6 +112,7 @@ def _md5(path: Path) -> str:
 
 
 def _offline_message(root: Path, url: str, err: Exception) -> str:
+    """The one error message for missing data: where to put the files."""
     return (f"CIFAR-10 not found under {root} and the download from {url} failed ({err}). "
             f"Put the official python-version batches in {root / DIRNAME} (data_batch_1..5, "
             f"test_batch), or pass root=..., or set BNNLIB_DATA to the folder that holds "
@@ -133,7 +136,9 @@ def download_cifar10(root: str | os.PathLike, url: str = CIFAR10_URL, md5: str =
             raise ValueError(f"md5 of {url}: got {got}; expected {md5} (corrupt or wrong file; "
                              f"nothing was extracted)")
         with tarfile.open(tmp, "r:gz") as tar:
-            tar.extractall(root, filter="data")
+            # the 'data' filter refuses absolute paths and links out of root (Python >= 3.10.12)
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(root, **safe)
     finally:
         Path(tmp).unlink(missing_ok=True)
     d = _batch_dir(root)
@@ -144,6 +149,7 @@ def download_cifar10(root: str | os.PathLike, url: str = CIFAR10_URL, md5: str =
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels int64) of one pickled batch file."""
     with open(path, "rb") as f:
         d = pickle.load(f, encoding="bytes")
     x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
@@ -206,6 +212,7 @@ def synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0, num_class
     protos = 50.0 * protos / protos.std()
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` labelled images from the prototypes."""
         y = rng.integers(0, num_classes, n)
         x = np.empty((n, 3, size, size), dtype=np.uint8)
         for s in range(0, n, 2048):  # chunks bound the float temporary

@@ -31,9 +31,9 @@ from .data import augment, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
 from .models.common import PadShortcut
-from .train import (_make_optimizer, _peak_memory, _quiet, build_model, cosine_lr,
+from .train import (StopTraining, _peak_memory, _quiet, build_model, cosine_lr,
                     eval_batch_size, log_epoch, resolve_device, write_record)
-from .train_config import TrainConfig, resolved_hparams
+from .train_config import TrainConfig, make_optimizer, resolved_hparams
 
 __all__ = ["pack_models", "unpack_state", "pack_key", "train_packed", "run_packed",
            "PackedLinear", "PackedPadShortcut"]
@@ -139,6 +139,7 @@ def pack_key(cfg: TrainConfig) -> str:
 
 
 def _check_packable(configs: list[TrainConfig]) -> None:
+    """Raise ValueError unless the configs can share one packed model."""
     if len({pack_key(c) for c in configs}) != 1:
         raise ValueError("configs: got configs that differ beyond seed/tag; allowed: one pack key")
     c = configs[0]
@@ -190,6 +191,8 @@ def _epoch(sts, cfgs, ctx) -> None:
             xs.append(normalize(xb, channels_last=c0.channels_last))
             ys.append(d.y_train[idx])
         x, y = torch.cat(xs, 1), torch.stack(ys, 1)  # (B, K*3, H, W), (B, K)
+        if c0.compile and x.device.type == "cuda":  # new step for CUDA-graph outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c0.amp == "bf16"):
             logits = net(x)
         logits = logits.float().view(bs, k, -1)
@@ -211,7 +214,10 @@ def _epoch(sts, cfgs, ctx) -> None:
 
 
 def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | None = None) -> list[dict]:
-    """Train K packable configs in one packed model; write one record per config."""
+    """Train K packable configs in one packed model; write one record per config.
+
+    ``checkpoint``: file for the per-epoch pack checkpoint; an existing one is resumed.
+    """
     configs = [c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c) for c in configs]
     _check_packable(configs)
     c0, k = configs[0], len(configs)
@@ -220,61 +226,85 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     device = resolve_device(c0.device)
     git = records.git_commit()
     t0 = time.perf_counter()
-    d = resolve_dataset(c0.dataset, c0.data_root, c0.val_size, c0.train_subset, c0.split_seed,
-                        synthetic_train=c0.synthetic_train, synthetic_test=c0.synthetic_test).to(device)
+    ctx = _setup(configs, device)
     t_data = time.perf_counter() - t0
-    h = resolved_hparams(c0)
-    models = [build_model(c) for c in configs]
-    fmt = torch.channels_last if c0.channels_last else torch.preserve_format
-    net = pack_models(models).to(device, memory_format=fmt)
-    fwd = torch.compile(net, mode=c0.compile_mode) if c0.compile else net
-    opt = _make_optimizer(net, h, h["weight_decay"])
-    gens = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
-    sts = [{"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None} for _ in configs]
     ckpt = Path(checkpoint) if checkpoint else None
+    sts = [{"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None} for _ in configs]
     if ckpt is not None and ckpt.is_file():
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-        net.load_state_dict(ck["net"])
-        opt.load_state_dict(ck["optimizer"])
-        sts = ck["states"]
-        for g, s in zip(gens, ck["gens"]):
-            g.set_state(s)
-    bs, steps = h["batch_size"], len(d.y_train) // h["batch_size"]
-    if steps == 0:
-        raise ValueError(f"batch_size: got {bs}; allowed: at most the {len(d.y_train)} training images")
-    ctx = {"net": fwd, "opt": opt, "gens": gens, "data": d, "bs": bs, "k": k, "quiet": _quiet(c0),
-           "lr": h["lr"], "total_steps": c0.epochs * steps}
-    step_start, t_train, t_eval = sts[0]["step"], 0.0, 0.0
-    while sts[0]["epoch"] < c0.epochs and any(s["diverged"] is None for s in sts):
-        t1 = time.perf_counter()
-        _epoch(sts, configs, ctx)
-        t_train += time.perf_counter() - t1
-        t2 = time.perf_counter()
-        last = sts[0]["epoch"] + 1 == c0.epochs
-        vals = _evaluate(fwd, d.x_val, d.y_val, k, c0)
-        tests = _evaluate(fwd, d.x_test, d.y_test, k, c0)
-        t_eval += time.perf_counter() - t2
-        for s, c, v, t in zip(sts, configs, vals, tests):
-            if s["diverged"] is None:
-                log_epoch(s, c, v, t, time.perf_counter() - t1, None)
-            s["epoch"] += 1
-        if ckpt is not None and not last:
-            records.save_atomic({"net": net.state_dict(), "optimizer": opt.state_dict(), "states": sts,
-                                 "gens": [g.get_state() for g in gens]}, ckpt)
-    n_img = (sts[0]["step"] - step_start) * bs * k
+        sts = _restore(ckpt, ctx)
+    step_start = sts[0]["step"]
+    t_train, t_eval = _loop(sts, configs, ctx, ckpt)
+    n_steps = sts[0]["step"] - step_start
     timings = {"total_s": time.perf_counter() - t0, "data_s": t_data, "train_s": t_train,
-               "eval_s": t_eval, "steps": sts[0]["step"],
-               "step_time_s": t_train / max(sts[0]["step"] - step_start, 1),
-               "images_per_s": n_img / t_train if t_train else None, "resumed": step_start > 0,
+               "eval_s": t_eval, "steps": sts[0]["step"], "step_time_s": t_train / max(n_steps, 1),
+               "images_per_s": n_steps * ctx["bs"] * k / t_train if t_train else None,
+               "resumed": step_start > 0,
                "packed": {"k": k, "note": "times and images/s are for all K nets together"},
                **_peak_memory(device)}
     recs = []
-    for c, s, sd, m, o in zip(configs, sts, unpack_state(net.state_dict(), k), models, out_dirs):
+    parts = unpack_state(ctx["plain"].state_dict(), k)
+    for c, s, sd, m, o in zip(configs, sts, parts, ctx["models"], out_dirs):
         Path(o).mkdir(parents=True, exist_ok=True)
-        recs.append(write_record(c, Path(o), s, d.info, sd, m.spec, device, timings, git))
+        recs.append(write_record(c, Path(o), s, ctx["data"].info, sd, m.spec, device, timings, git))
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return recs
+
+
+def _setup(configs: list[TrainConfig], device) -> dict:
+    """Shared data on the device, the K seeded models packed into one, optimizer, generators."""
+    c0 = configs[0]
+    d = resolve_dataset(c0.dataset, c0.data_root, c0.val_size, c0.train_subset, c0.split_seed,
+                        synthetic_train=c0.synthetic_train, synthetic_test=c0.synthetic_test).to(device)
+    h = resolved_hparams(c0)
+    steps = len(d.y_train) // h["batch_size"]
+    if steps == 0:
+        raise ValueError(f"batch_size: got {h['batch_size']}; allowed: at most the "
+                         f"{len(d.y_train)} training images")
+    models = [build_model(c) for c in configs]
+    fmt = torch.channels_last if c0.channels_last else torch.preserve_format
+    net = pack_models(models).to(device, memory_format=fmt)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return {"plain": net, "net": torch.compile(net, mode=c0.compile_mode) if c0.compile else net,
+            "models": models, "opt": make_optimizer(net, h, h["weight_decay"]), "data": d,
+            "gens": [torch.Generator(device=device).manual_seed(c.seed) for c in configs],
+            "bs": h["batch_size"], "k": len(configs), "quiet": _quiet(c0), "lr": h["lr"],
+            "total_steps": c0.epochs * steps}
+
+
+def _restore(ckpt: Path, ctx: dict) -> list[dict]:
+    """Load the pack checkpoint into ``ctx``; return the per-net states."""
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ctx["plain"].load_state_dict(ck["net"])
+    ctx["opt"].load_state_dict(ck["optimizer"])
+    for g, s in zip(ctx["gens"], ck["gens"]):
+        g.set_state(s)
+    return ck["states"]
+
+
+def _loop(sts, configs, ctx, ckpt) -> tuple[float, float]:
+    """Remaining epochs: train, score every net on val and test, checkpoint; (train_s, eval_s)."""
+    c0, d, k, net = configs[0], ctx["data"], ctx["k"], ctx["net"]
+    t_train = t_eval = 0.0
+    while sts[0]["epoch"] < c0.epochs and any(s["diverged"] is None for s in sts):
+        t1 = time.perf_counter()
+        _epoch(sts, configs, ctx)
+        t2 = time.perf_counter()
+        t_train += t2 - t1
+        vals = _evaluate(net, d.x_val, d.y_val, k, c0)
+        tests = _evaluate(net, d.x_test, d.y_test, k, c0)
+        t_eval += time.perf_counter() - t2
+        for s, c, v, t in zip(sts, configs, vals, tests):
+            if s["diverged"] is None:
+                log_epoch(s, c, v, t, t2 - t1, None)
+            s["epoch"] += 1
+        if ckpt is not None and sts[0]["epoch"] < c0.epochs:
+            records.save_atomic({"net": ctx["plain"].state_dict(), "optimizer": ctx["opt"].state_dict(),
+                                 "states": sts, "gens": [g.get_state() for g in ctx["gens"]]}, ckpt)
+        if c0.stop_after_epoch == sts[0]["epoch"]:
+            raise StopTraining(f"packed run stopped after epoch {sts[0]['epoch']} (stop_after_epoch)")
+    return t_train, t_eval
 
 
 def run_packed(configs: list[TrainConfig], out_dirs: list, pack_size: int = 16,

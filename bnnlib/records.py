@@ -11,17 +11,19 @@ import json
 import math
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["write_json_atomic", "read_json", "config_hash", "config_dict", "versions",
            "git_commit", "device_info", "weights_sha256", "save_atomic", "jsonable",
-           "HASH_EXCLUDED", "failure_record"]
+           "HASH_EXCLUDED", "failure_record", "rng_state", "set_rng_state"]
 
 # Operational fields: they change where/how a run executes, not what it computes, so two
 # configs differing only here are the same experiment (and share one records folder).
@@ -128,6 +130,7 @@ def git_commit(path: str | os.PathLike | None = None) -> dict:
 
 
 def _cpu_name() -> str:
+    """CPU model name (from /proc/cpuinfo where available)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -177,6 +180,25 @@ def failure_record(config: Any, exc: BaseException) -> dict:
             "traceback": "".join(traceback.format_exception(exc)),
             "git_commit": git_commit()["commit"], "versions": versions(),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    """Every RNG a run touches: torch (CPU, CUDA), its data generator, numpy, python."""
+    st = {"torch": torch.get_rng_state(), "gen": gen.get_state(), "numpy": np.random.get_state(),
+          "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict, gen: torch.Generator) -> None:
+    """Inverse of ``rng_state``."""
+    torch.set_rng_state(st["torch"])
+    gen.set_state(st["gen"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 def python_info() -> dict:

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import resource
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import records
 from .data import augment, normalize, resolve_dataset
-from .train_config import PRESETS, TrainConfig, resolved_hparams
+from .train_config import PRESETS, TrainConfig, make_optimizer, resolved_hparams
 
 __all__ = ["TrainConfig", "PRESETS", "train", "StopTraining", "build_model", "evaluate",
            "resolve_device", "cosine_lr", "write_record", "log_epoch", "main"]
@@ -57,20 +55,6 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-def _make_optimizer(model: nn.Module, h: dict, weight_decay: float) -> torch.optim.Optimizer:
-    """SGD or Adam per preset; 'weights' wd_on decays only conv/linear weights."""
-    if h["wd_on"] == "weights":
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        rest = [p for p in model.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": weight_decay},
-                  {"params": rest, "weight_decay": 0.0}]
-    else:
-        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
-    if h["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
-    return torch.optim.Adam(groups, lr=h["lr"])
-
-
 def _phases(cfg: TrainConfig, wd: float) -> list[dict]:
     """Training phases: one, or two-step (real weights first, then binary, wd 0 as ReActNet)."""
     if not cfg.two_step:
@@ -91,23 +75,6 @@ def _set_real_weights(model: nn.Module, real: bool, saved: dict) -> None:
                 m.weight_binarizer = saved.pop(name)
 
 
-def _rng_state(gen: torch.Generator) -> dict:
-    st = {"torch": torch.get_rng_state(), "gen": gen.get_state(), "numpy": np.random.get_state(),
-          "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(st["torch"])
-    gen.set_state(st["gen"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 def cosine_lr(peak: float, t: int, total: int) -> float:
     """Cosine annealing from ``peak`` at step 0 to zero at step ``total``."""
     return peak * 0.5 * (1.0 + math.cos(math.pi * t / total))
@@ -121,6 +88,7 @@ def _quiet(cfg: TrainConfig) -> bool:
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast context when ``cfg.amp == 'bf16'``, else a no-op one."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
 
 
@@ -147,6 +115,7 @@ def eval_batch_size(cfg: TrainConfig, device) -> int:
 
 
 def _load_teacher(cfg: TrainConfig, device) -> nn.Module | None:
+    """The frozen real-valued teacher for distillation, or None."""
     if cfg.teacher_model is None:
         return None
     from .models import create_model
@@ -169,14 +138,14 @@ def _loss(logits, y, teacher_logits, cfg: TrainConfig):
 def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     """One epoch in place on ``st``; sets st['diverged'] on the first non-finite loss."""
     from tqdm.auto import tqdm
-    model, fwd, opt, gen, data = ctx["model"], ctx["fwd"], ctx["opt"], ctx["gen"], ctx["data"]
+    fwd, opt, gen, data = ctx["fwd"], ctx["opt"], ctx["gen"], ctx["data"]
     dev, bs, ph = ctx["device"], ctx["bs"], ctx["phase"]
     n = len(data.y_train)
     steps = n // bs  # the incomplete last batch is dropped in training only (reshuffled each epoch)
     perm = torch.randperm(n, generator=gen, device=gen.device)
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
-    model.train()
+    fwd.train()  # the compiled wrapper too, so its flag matches the module it wraps
     check = 1 if dev.type == "cpu" else 25  # loss checks sync the GPU: batch them there
     pending = []
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"epoch {st['epoch'] + 1}"):
@@ -188,6 +157,8 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
         if cfg.augment:
             xb = augment(xb, gen)
         xb = normalize(xb, channels_last=cfg.channels_last)
+        if ctx.get("cudagraphs"):  # a new step: earlier graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         with _autocast(cfg, dev):
             logits = fwd(xb)
             t_logits = None
@@ -214,12 +185,14 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
 
 
 def _peak_memory(device) -> dict:
+    """Peak GPU memory on CUDA, peak resident set size on CPU."""
     if device.type == "cuda":
         return {"peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(device)}
     return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def _complexity(spec) -> dict | None:
+    """``bnnlib.complexity.count(spec).totals`` (None without the counter)."""
     try:
         from .complexity import count
     except ImportError:  # complexity counter not available in this checkout
@@ -245,7 +218,12 @@ def _summary(st: dict) -> dict:
 
 
 def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool = False) -> dict:
-    """Train one run; write ``out_dir/record.json`` (and weights.pt when asked); return the record."""
+    """Train one run; write ``out_dir/record.json`` (and weights.pt when asked); return the record.
+
+    ``resume``: continue from ``out_dir/checkpoint.pt`` (same config hash), or return the
+    record already there when the run is done. ``diverged_at.step`` is the 0-based global
+    step whose loss was not finite.
+    """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,74 +237,87 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
     device = resolve_device(cfg.device)
     git = records.git_commit()  # the code that runs is the code at start
     t0 = time.perf_counter()
+    ctx = _setup(cfg, device)
+    t_data = time.perf_counter() - t0
+    st = {"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None, "best_state": None}
+    opt_state = _restore(ckpt_path, chash, ctx, st) if resume and ckpt_path.is_file() else None
+    step_start = st["step"]  # timings cover this process only
+    t_train, t_eval = _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash)
+    if cfg.eval_test == "end" and not st["diverged"]:
+        _fill_test_at_end(st, cfg, ctx)
+    n_steps = st["step"] - step_start
+    timings = {"total_s": time.perf_counter() - t0, "data_s": t_data, "train_s": t_train,
+               "eval_s": t_eval, "steps": st["step"], "step_time_s": t_train / max(n_steps, 1),
+               "images_per_s": n_steps * ctx["bs"] / t_train if t_train else None,
+               "resumed": step_start > 0, **_peak_memory(device)}
+    model = ctx["model"]
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    rec = write_record(cfg, out, st, ctx["data"].info, sd, model.spec, device, timings, git)
+    ckpt_path.unlink(missing_ok=True)
+    return rec
+
+
+def _setup(cfg: TrainConfig, device: torch.device) -> dict:
+    """Data on the device, model, optional compiled forward, generator, teacher."""
     data = resolve_dataset(cfg.dataset, cfg.data_root, cfg.val_size, cfg.train_subset,
                            cfg.split_seed, synthetic_train=cfg.synthetic_train,
                            synthetic_test=cfg.synthetic_test).to(device)
-    t_data = time.perf_counter() - t0
     h = resolved_hparams(cfg)
-    model = build_model(cfg)
-    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
-    fwd = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    bs = h["batch_size"]
-    if len(data.y_train) < bs:
-        raise ValueError(f"batch_size: got {bs}; allowed: at most the {len(data.y_train)} training images")
-    st = {"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None, "best_state": None}
-    phases, saved_bin = _phases(cfg, h["weight_decay"]), {}
-    opt_state = None
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["config_hash"] != chash:
-            raise ValueError(f"resume: checkpoint in {out} is for config {ck['config_hash']}, not {chash}")
-        model.load_state_dict(ck["model"])
-        st.update(ck["state"])
-        opt_state = ck["optimizer"]
-        _set_rng_state(ck["rng"], gen)
-    ctx = {"model": model, "fwd": fwd, "gen": gen, "data": data, "device": device, "bs": bs,
-           "quiet": _quiet(cfg), "teacher": _load_teacher(cfg, device)}
+    if len(data.y_train) < h["batch_size"]:
+        raise ValueError(f"batch_size: got {h['batch_size']}; allowed: at most the "
+                         f"{len(data.y_train)} training images")
+    fmt = torch.channels_last if cfg.channels_last else torch.preserve_format
+    model = build_model(cfg).to(device, memory_format=fmt)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    step_start = st["step"]  # timings cover this process only
+    return {"model": model, "data": data, "device": device, "h": h, "bs": h["batch_size"],
+            "fwd": torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model,
+            "gen": torch.Generator(device=device).manual_seed(cfg.seed), "quiet": _quiet(cfg),
+            "teacher": _load_teacher(cfg, device), "cudagraphs": cfg.compile and device.type == "cuda"}
+
+
+def _restore(ckpt_path: Path, chash: str, ctx: dict, st: dict) -> tuple:
+    """Load model, state and RNGs from the checkpoint; return (phase, optimizer state)."""
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ck["config_hash"] != chash:
+        raise ValueError(f"resume: checkpoint {ckpt_path} is for config {ck['config_hash']}, not {chash}")
+    ctx["model"].load_state_dict(ck["model"])
+    st.update(ck["state"])
+    records.set_rng_state(ck["rng"], ctx["gen"])
+    return ck["phase"], ck["optimizer"]
+
+
+def _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash) -> tuple[float, float]:
+    """All remaining epochs, phase by phase, checkpointing each epoch; (train_s, eval_s)."""
+    model, h, saved_bin = ctx["model"], ctx["h"], {}
+    steps_per_epoch = len(ctx["data"].y_train) // ctx["bs"]
     t_train = t_eval = 0.0
-    steps_per_epoch = len(data.y_train) // bs
-    for ph in phases:
+    for pi, ph in enumerate(_phases(cfg, h["weight_decay"])):
         if st["epoch"] >= ph["end"] or st["diverged"]:
             continue
         _set_real_weights(model, ph["real_weights"], saved_bin)
-        opt = _make_optimizer(model, h, ph["wd"])
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-            opt_state = None
-        ctx["opt"] = opt
+        ctx["opt"] = opt = make_optimizer(model, h, ph["wd"])
+        if opt_state is not None and opt_state[0] == pi:  # a new phase starts a fresh optimizer
+            opt.load_state_dict(opt_state[1])
         ctx["phase"] = {"lr": h["lr"], "step0": ph["start"] * steps_per_epoch,
                         "steps": (ph["end"] - ph["start"]) * steps_per_epoch}
-        while st["epoch"] < ph["end"]:
+        while st["epoch"] < ph["end"] and not st["diverged"]:
             t1 = time.perf_counter()
             _train_epoch(st, cfg, ctx)
             t_train += time.perf_counter() - t1
             if st["diverged"]:
                 break
             t2 = time.perf_counter()
-            _end_epoch(st, cfg, ctx, time.perf_counter() - t1)
+            _end_epoch(st, cfg, ctx, t2 - t1)
             t_eval += time.perf_counter() - t2
             st["epoch"] += 1
-            records.save_atomic({"config_hash": chash, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "state": st, "rng": _rng_state(gen)}, ckpt_path)
+            records.save_atomic({"config_hash": chash, "model": model.state_dict(), "phase": pi,
+                                 "optimizer": opt.state_dict(), "state": st,
+                                 "rng": records.rng_state(ctx["gen"])}, ckpt_path)
             if cfg.stop_after_epoch == st["epoch"]:
                 raise StopTraining(f"stopped after epoch {st['epoch']} (stop_after_epoch)")
     _set_real_weights(model, False, saved_bin)
-    if cfg.eval_test == "end" and not st["diverged"]:
-        _fill_test_at_end(st, cfg, ctx)
-    n_img = (st["step"] - step_start) * bs
-    timings = {"total_s": time.perf_counter() - t0, "data_s": t_data, "train_s": t_train,
-               "eval_s": t_eval, "steps": st["step"],
-               "step_time_s": t_train / max(st["step"] - step_start, 1),
-               "images_per_s": n_img / t_train if t_train else None,
-               "resumed": step_start > 0, **_peak_memory(device)}
-    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    rec = write_record(cfg, out, st, data.info, sd, model.spec, device, timings, git)
-    ckpt_path.unlink(missing_ok=True)
-    return rec
+    return t_train, t_eval
 
 
 def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dict, spec,

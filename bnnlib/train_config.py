@@ -12,9 +12,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .data import DATASETS
 
-__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "resolved_hparams"]
+__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "resolved_hparams",
+           "make_optimizer", "parse_args"]
 
 # The paper's recipes. lr/batch/wd of a config override these when not None.
 PRESETS = {
@@ -76,7 +79,12 @@ class TrainConfig:
     stop_after_epoch: int | None = None  # testing aid: checkpoint, then raise StopTraining
 
     def __post_init__(self):
+        """Validate types, normalise float fields, validate values."""
         _check_types(self)
+        for name, hint in typing.get_type_hints(TrainConfig).items():
+            v = getattr(self, name)  # 3 and 3.0 must hash alike: float fields hold floats
+            if float in (typing.get_args(hint) or (hint,)) and isinstance(v, int) and not isinstance(v, bool):
+                object.__setattr__(self, name, float(v))
         _check_values(self)
 
     @classmethod
@@ -121,6 +129,7 @@ def _coerce(hint, v):
 
 
 def _type_ok(v: Any, hint) -> bool:
+    """Whether ``v`` matches the annotation ``hint`` (int is no float's bool)."""
     args = typing.get_args(hint) or (hint,)
     for t in args:
         if t is type(None) and v is None:
@@ -135,6 +144,7 @@ def _type_ok(v: Any, hint) -> bool:
 
 
 def _check_types(cfg: TrainConfig) -> None:
+    """Raise ValueError for the first field whose value has the wrong type."""
     for name, hint in typing.get_type_hints(TrainConfig).items():
         v = getattr(cfg, name)
         if not _type_ok(v, hint):
@@ -142,16 +152,19 @@ def _check_types(cfg: TrainConfig) -> None:
 
 
 def _fmt_hint(hint) -> str:
+    """An annotation as 'int or None' for error messages."""
     args = typing.get_args(hint) or (hint,)
     return " or ".join("None" if a is type(None) else a.__name__ for a in args)
 
 
 def _need(cond: bool, name: str, v: Any, allowed: str) -> None:
+    """Raise ValueError(name: got value; allowed: ...) unless ``cond``."""
     if not cond:
         raise ValueError(f"{name}: got {v!r}; allowed: {allowed}")
 
 
 def _check_values(c: TrainConfig) -> None:
+    """Ranges, choices and cross-field rules; builds the spec to validate it."""
     from .models import list_models
     _need(c.model in list_models(), "model", c.model, str(list_models()))
     _need(c.dataset in DATASETS, "dataset", c.dataset, str(DATASETS))
@@ -186,6 +199,20 @@ def _check_values(c: TrainConfig) -> None:
           c.stop_after_epoch, f"None or an int in [1, epochs-1={c.epochs - 1}]")
 
 
+def make_optimizer(model, h: dict, weight_decay: float):
+    """SGD or Adam per preset; 'weights' wd_on decays only conv/linear weights."""
+    if h["wd_on"] == "weights":
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        rest = [p for p in model.parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": weight_decay},
+                  {"params": rest, "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    if h["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
+    return torch.optim.Adam(groups, lr=h["lr"])
+
+
 def resolved_hparams(c: TrainConfig) -> dict:
     """The preset with the config's explicit overrides applied."""
     h = dict(PRESETS[c.optimizer])
@@ -206,6 +233,7 @@ def _cli_type(hint):
     base = args[0]
 
     def conv(s: str):
+        """Parse one flag value."""
         if s.lower() == "none" and len(args) < len(typing.get_args(hint) or (hint,)):
             return None
         return json.loads(s) if base is dict else base(s)

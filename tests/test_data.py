@@ -1,6 +1,5 @@
 """bnnlib.data: loader on fake archives (good, corrupt, missing), splits, synthetic data, augmentation."""
 import hashlib
-import io
 import pickle
 import tarfile
 

@@ -68,6 +68,17 @@ def test_one_packed_step_equals_separate_step_to_rounding(tmp_path, binary):
             torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_packed_kill_and_resume_is_bit_identical(tmp_path):
+    cs = [cfg(seed=s, synthetic_train=160) for s in (0, 1)]
+    ref = packed.train_packed(cs, [tmp_path / f"ref{i}" for i in range(2)])
+    dirs, ck = [tmp_path / f"r{i}" for i in range(2)], str(tmp_path / "pack.pt")
+    with pytest.raises(packed.StopTraining):
+        packed.train_packed([c.replace(stop_after_epoch=1) for c in cs], dirs, checkpoint=ck)
+    recs = packed.train_packed(cs, dirs, checkpoint=ck)
+    assert [r["weights_sha256"] for r in recs] == [r["weights_sha256"] for r in ref]
+    assert recs[0]["timings"]["resumed"] and not (tmp_path / "pack.pt").exists()
+
+
 def test_nan_in_one_net_stays_in_its_block():
     """A diverging net (NaN activations) must not leak into the other nets of its pack."""
     models = [create_model("resnet20", binary=False, width_mult=0.25, depth_div=3) for _ in range(2)]

@@ -76,3 +76,16 @@ def test_jsonable_dataclass_and_paths(tmp_path):
     out = records.jsonable({"c": _Cfg(), "p": tmp_path, "inf": float("inf")})
     assert out == {"c": {"lr": 0.1, "threads": 1, "device": "cpu", "tag": ""},
                    "p": str(tmp_path), "inf": "inf"}
+
+
+def test_rng_state_roundtrip_restores_every_stream():
+    import random
+
+    import numpy as np
+    gen = torch.Generator().manual_seed(3)
+    st = records.rng_state(gen)
+    first = (torch.rand(2), torch.rand(2, generator=gen), np.random.rand(), random.random())
+    records.set_rng_state(st, gen)
+    again = (torch.rand(2), torch.rand(2, generator=gen), np.random.rand(), random.random())
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert first[2:] == again[2:]

@@ -101,3 +101,12 @@ def test_packed_executor_writes_one_record_per_run_and_skips(tmp_path):
     assert recs[0]["timings"]["packed"]["k"] == 2
     assert (tmp_path / sweep.config_hash(configs[1]) / "record.json").is_file()
     assert sweep.run_sweep(configs, tmp_path, executor="packed") == recs
+
+
+def test_submitit_executor_in_debug_mode(tmp_path):
+    pytest.importorskip("submitit")
+    configs = [cfg(seed=0, epochs=1), cfg(init_weights=str(tmp_path / "missing.pt"), epochs=1)]
+    recs = sweep.run_sweep(configs, tmp_path, executor="submitit",
+                           executor_options={"cluster": "debug"})
+    assert [r["status"] for r in recs] == ["finished", "failed"]
+    assert (tmp_path / "_submitit").is_dir()

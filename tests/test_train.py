@@ -85,6 +85,14 @@ def test_kill_and_resume_is_bit_identical(base_run, tmp_path):
     assert train(tiny(), out, resume=True)["created_utc"] == rec["created_utc"]  # done: no rerun
 
 
+def test_two_step_resume_at_the_phase_boundary_is_bit_identical(tmp_path):
+    c = tiny(two_step=True, synthetic_train=160)  # phase 1 = epoch 1, phase 2 = epoch 2
+    ref = train(c, tmp_path / "ref")
+    with pytest.raises(StopTraining):
+        train(c.replace(stop_after_epoch=1), tmp_path / "r")
+    assert train(c, tmp_path / "r", resume=True)["weights_sha256"] == ref["weights_sha256"]
+
+
 def test_resume_refuses_checkpoint_of_another_config(tmp_path):
     with pytest.raises(StopTraining):
         train(tiny(stop_after_epoch=1), tmp_path)
@@ -119,14 +127,16 @@ def test_two_step_swaps_weight_binarizers_and_restores():
 
 
 def test_two_step_and_distillation_runs(tmp_path):
-    t = train(tiny(binary=False, model="resnet20", width_mult=1.0, depth_div=1, epochs=1,
-                   save_weights=True), tmp_path / "teacher")
-    assert t["status"] == "finished"
+    from bnnlib.models import create_model
+    torch.manual_seed(5)  # an untrained teacher is enough to exercise the distillation path
+    torch.save(create_model("resnet20", binary=False).state_dict(), tmp_path / "teacher.pt")
     rec = train(tiny(two_step=True, teacher_model="resnet20",
-                     teacher_weights=str(tmp_path / "teacher" / "weights.pt"),
-                     distill_weight=0.5, distill_temperature=2.0), tmp_path / "student")
+                     teacher_weights=str(tmp_path / "teacher.pt"),
+                     distill_weight=0.5, distill_temperature=2.0, synthetic_train=160),
+                tmp_path / "student")
     assert rec["status"] == "finished" and len(rec["metrics"]["epochs"]) == 2
-    assert rec["weights_sha256"] != train(tiny(two_step=True), tmp_path / "plain")["weights_sha256"]
+    plain = train(tiny(two_step=True, synthetic_train=160), tmp_path / "plain")
+    assert rec["weights_sha256"] != plain["weights_sha256"]
 
 
 def test_init_weights_and_spec_dict(tmp_path, base_run):
@@ -169,3 +179,16 @@ def test_evaluate_uses_eval_mode_and_leaves_bn_stats_alone():
     assert not model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert evaluate(model, d.x_test, d.y_test, cfg.replace(eval_batch_size=7), "cpu") == a
+
+
+def test_bf16_autocast_and_channels_last_paths_run_on_cpu(tmp_path):
+    rec = train(tiny(amp="bf16", channels_last=True, epochs=1), tmp_path)
+    assert rec["status"] == "finished" and rec["metrics"]["final_test_acc"] is not None
+
+
+@pytest.mark.slow  # torch.compile needs a C++ build: a minute or more on 2 cores
+def test_compiled_run_matches_eager_closely(tmp_path):
+    a = train(tiny(binary=False, epochs=1), tmp_path / "eager")
+    b = train(tiny(binary=False, epochs=1, compile=True), tmp_path / "compiled")
+    assert b["metrics"]["epochs"][0]["train_loss"] == pytest.approx(
+        a["metrics"]["epochs"][0]["train_loss"], rel=1e-3)

@@ -72,3 +72,10 @@ def test_cli_flags_map_to_fields():
         (False, None, 3, {"act": "relu"}, "x", True)
     with pytest.raises(ValueError, match="width_mult"):
         parse_args(["--out", "x", "--width-mult", "-1"])
+
+
+def test_int_and_float_spellings_hash_alike():
+    from bnnlib.records import config_hash
+    a, b = tiny(depth_div=3, lr=1), tiny(depth_div=3.0, lr=1.0)
+    assert a == b and config_hash(a) == config_hash(b) and isinstance(a.depth_div, float)
+    assert config_hash(a.replace(seed=0)) == config_hash(a)

@@ -1,0 +1,102 @@
+"""Tables, phi(d) fits and figures, built only from the study's JSON records."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .fits import fit_phi
+
+__all__ = ["records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
+
+# Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
+METRICS = {
+    "eq13": "E_Q (Eq. 13): sum over binary layers of mean |a_r - sign(a_r)|",
+    "drift_head": "forward drift at the classifier input: ||a_bnn - a_real|| / ||a_real||",
+    "eg_first_shadow": "gradient error at the first binary layer: 1 - cos(STE grad, real grad)",
+    "eg_sum_shadow": "E_G: sum over binary layers of 1 - cos(STE grad, real grad)",
+}
+SHORT = {"eq13": "E_Q (Eq. 13), sum of local residuals", "drift_head": "drift at classifier input",
+         "eg_first_shadow": "E_G at layer 1: 1 - cos(grad)", "eg_sum_shadow": "E_G summed over layers"}
+GROUP = ["backbone", "width", "binarizer", "trained_epochs", "dataset"]
+
+
+def records_frame(records) -> pd.DataFrame:
+    """One row per record: config fields, depth d (= number of binary layers), summary."""
+    rows = []
+    for r in records:
+        c, s = r["config"], r["metrics"]["summary"]
+        rows.append({**{k: c[k] for k in ("backbone", "blocks", "width", "binarizer", "seed",
+                                          "trained_epochs", "dataset")},
+                     "d": s["n_binary"], "config_hash": r["config_hash"],
+                     "dataset_note": r["dataset"].get("note"), **s})
+    if not rows:
+        raise ValueError("records: got none; allowed: at least one finished record")
+    return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
+
+
+def layers_frame(records) -> pd.DataFrame:
+    """One row per (record, binary layer) with the per-layer metrics."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        d = r["metrics"]["summary"]["n_binary"]
+        for L in r["metrics"]["layers"]:
+            if L["binary"]:
+                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]}, "d": d,
+                             "dataset_note": r["dataset"].get("note"), **L})
+    return pd.DataFrame(rows)
+
+
+def _py(v):
+    """numpy scalar -> Python scalar (JSON-ready)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def fit_table(df: pd.DataFrame, metrics=tuple(METRICS), n_boot: int = 1000, seed: int = 0):
+    """phi(d) fits per group and metric. Returns (flat DataFrame, {key: full fit dict})."""
+    rows, full = [], {}
+    for key, g in df.groupby(GROUP, sort=True):
+        for m in metrics:
+            sub = g[["d", m]].dropna()
+            means = sub.groupby("d")[m].mean()
+            base = dict(zip(GROUP, map(_py, key)), metric=m, n_points=len(sub), n_depths=sub["d"].nunique(),
+                        d_min=int(means.index.min()), d_max=int(means.index.max()),
+                        mean_at_d_min=float(means.iloc[0]), mean_at_d_max=float(means.iloc[-1]))
+            try:
+                fit = fit_phi(sub["d"].to_numpy(), sub[m].to_numpy(), n_boot=n_boot, seed=seed)
+            except ValueError as e:
+                rows.append({**base, "status": f"not fitted: {e}"})
+                continue
+            full["|".join(map(str, key)) + "|" + m] = {**base, **fit}
+            lin = fit["forms"]["linear"]
+            row = {**base, "status": "fitted", "best_form": fit["best"],
+                   "slope": lin["params"][1], "slope_lo": lin["param_ci"][1][0],
+                   "slope_hi": lin["param_ci"][1][1]}
+            for f, v in fit["forms"].items():
+                row[f"loo_rmse_{f}"] = None if v is None else v["loo_rmse"]
+            rows.append(row)
+    return pd.DataFrame(rows), full
+
+
+def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+    """Mean and bootstrap percentile CI of the mean (over seeds)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(v, size=(n_boot, v.size)).mean(axis=1)
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+    return float(v.mean()), *(float(x) for x in np.percentile(boots, q))
+
+
+def premise_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per group and metric: linear slope per binary layer with its CI and a verdict.
+
+    'grows' when the whole 95% CI of the slope is above 0, 'shrinks' when below, else 'flat'.
+    """
+    t = table[table["status"] == "fitted"].copy()
+    t["verdict"] = np.where(t["slope_lo"] > 0, "grows", np.where(t["slope_hi"] < 0, "shrinks", "flat"))
+    return t[GROUP + ["metric", "n_depths", "n_points", "d_min", "d_max", "mean_at_d_min",
+                      "mean_at_d_max", "slope", "slope_lo", "slope_hi", "best_form",
+                      "verdict"]].reset_index(drop=True)

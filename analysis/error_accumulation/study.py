@@ -1,0 +1,262 @@
+"""The depth/width/binarizer study: configs, data, one JSON record per measurement.
+
+A config is a flat JSON-able dict (see ``make_config``); its record lives at
+``records_dir/<config_hash>.json`` and is written atomically. ``run_study`` skips configs whose
+record already exists, so a re-run only measures what is missing.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bnnlib
+from bnnlib.data import default_root, normalize
+from bnnlib.data import resolve_dataset as bnnlib_dataset
+from bnnlib.models import build
+from bnnlib.spec import ResNetSpec, VGGSpec, spec_to_dict
+
+from .instruments import BN_MODES, measure
+
+__all__ = ["BACKBONES", "BINARIZERS", "make_spec", "make_config", "config_hash", "grid",
+           "load_batches", "run_config", "run_study", "load_records", "select_records",
+           "AXES"]
+
+BACKBONES = ("resnet", "resnet_basic", "vgg")
+BINARIZERS = ("sign", "approx_sign", "rsign")
+DATASETS = ("auto", "cifar10", "synthetic")
+AXES = ("backbone", "blocks", "width", "binarizer", "seed", "trained_epochs", "train_subset")
+RECORD_VERSION = 2  # 2: images from the bnnlib.data validation split
+
+
+def make_spec(backbone: str, blocks: int, width: int, binarizer: str = "approx_sign"):
+    """Three-stage CIFAR net with ``blocks`` blocks (VGG: convs) per stage, widths w/2w/4w.
+
+    'resnet': Bi-Real units (a real shortcut around every binary conv, as the paper's
+    ResNet-20); 'resnet_basic': He et al. blocks (shortcut around two convs); 'vgg': a plain
+    stack without shortcuts. Binary layers = 6*blocks (ResNets) or 3*blocks (VGG).
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone: got {backbone!r}; allowed: {BACKBONES}")
+    if binarizer not in BINARIZERS:
+        raise ValueError(f"binarizer: got {binarizer!r}; allowed: {BINARIZERS}")
+    widths = (width, 2 * width, 4 * width)
+    if backbone == "vgg":
+        return VGGSpec.uniform((blocks,) * 3, widths, stem_width=width, input_binarizer=binarizer)
+    block = "bireal" if backbone == "resnet" else "basic"
+    return ResNetSpec.uniform((blocks,) * 3, widths, stem_width=width, block=block,
+                              shortcut="pad", input_binarizer=binarizer)
+
+
+def _check_int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name}: got {v!r}; allowed: an int >= {lo}")
+
+
+def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", seed=0,
+                batches=1, batch_size=64, trained_epochs=0, train_subset=None, dataset="auto",
+                bn_mode="batch", ks=(4.0, 64.0), data_seed=0, val_size=5000) -> dict:
+    """Validated config dict of one measurement (``dataset='auto'`` is resolved here)."""
+    make_spec(backbone, 1, 1, binarizer)  # validates backbone and binarizer
+    for name, v in (("blocks", blocks), ("width", width), ("batches", batches),
+                    ("batch_size", batch_size)):
+        _check_int(name, v)
+    for name, v in (("seed", seed), ("trained_epochs", trained_epochs), ("data_seed", data_seed),
+                    ("val_size", val_size)):
+        _check_int(name, v, lo=0)
+    if train_subset is not None:
+        _check_int("train_subset", train_subset)
+    if trained_epochs == 0:
+        train_subset = None  # irrelevant at initialisation; keeps one record per init model
+    if bn_mode not in BN_MODES:
+        raise ValueError(f"bn_mode: got {bn_mode!r}; allowed: {BN_MODES}")
+    return {"study": "error_accumulation", "version": RECORD_VERSION, "backbone": backbone,
+            "blocks": blocks, "width": width, "binarizer": binarizer, "seed": seed,
+            "batches": batches, "batch_size": batch_size, "trained_epochs": trained_epochs,
+            "train_subset": train_subset, "dataset": resolve_dataset(dataset),
+            "bn_mode": bn_mode, "ks": [float(k) for k in ks], "data_seed": data_seed,
+            "val_size": val_size}
+
+
+def config_hash(config: dict) -> str:
+    """Stable 16-hex hash of a config (sorted-key JSON)."""
+    s = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+
+def grid(backbones, depths, widths, binarizers, seeds, trained_epochs=(0,),
+         trained_binarizers=None, **common) -> list[dict]:
+    """Product of the study axes as configs; trained ones (epochs > 0) only for
+    ``trained_binarizers`` (default: all), since training dominates the cost."""
+    axes = (backbones, depths, widths, binarizers, seeds, trained_epochs)
+    for name, v in zip(("backbones", "depths", "widths", "binarizers", "seeds", "trained_epochs"), axes):
+        if isinstance(v, (str, int)) or not len(v):
+            raise ValueError(f"{name}: got {v!r}; allowed: a non-empty list")
+    tb = binarizers if trained_binarizers is None else trained_binarizers
+    return [make_config(backbone=b, blocks=d, width=w, binarizer=z, seed=s, trained_epochs=e,
+                        **common) for b, d, w, z, s, e in itertools.product(*axes)
+            if e == 0 or z in tb]
+
+
+def _has_cifar(root=None) -> bool:
+    """True when the CIFAR-10 python batches are under ``root`` / $BNNLIB_DATA (no download)."""
+    base = default_root(root)
+    return any((d / "data_batch_1").is_file() for d in (base / "cifar-10-batches-py", base))
+
+
+def resolve_dataset(dataset: str) -> str:
+    """'auto' -> 'cifar10' when the data is present (BNNLIB_DATA), else 'synthetic'."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: got {dataset!r}; allowed: {DATASETS}")
+    if dataset == "auto":
+        return "cifar10" if _has_cifar() else "synthetic"
+    return dataset
+
+
+def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, root=None,
+                 val_size: int = 5000):
+    """``n_batches`` normalised (x, y) batches drawn (seeded) from the validation split of
+    ``bnnlib.data`` (the images ``bnnlib.train`` holds out with the same ``val_size`` and
+    split_seed 0). Returns (batches, dataset_info)."""
+    splits = _splits(dataset, None if root is None else str(root), val_size)
+    n = n_batches * batch_size
+    if n > len(splits.y_val):
+        raise ValueError(f"batches*batch_size: got {n}; allowed: at most the {len(splits.y_val)} "
+                         "validation images")
+    idx = torch.randperm(len(splits.y_val), generator=torch.Generator().manual_seed(seed))[:n]
+    x, y = normalize(splits.x_val[idx]), splits.y_val[idx]
+    info = {k: splits.info.get(k) for k in ("name", "note", "val_size", "split_seed")}
+    info["split"] = "validation (held out from bnnlib.train)"
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+    return batches, info
+
+
+@functools.lru_cache(maxsize=2)
+def _splits(dataset: str, root, val_size: int):
+    """bnnlib.data splits, loaded once per process (CIFAR-10 parsing is the slow part)."""
+    if dataset not in ("cifar10", "synthetic"):
+        raise ValueError(f"dataset: got {dataset!r}; allowed: ('cifar10', 'synthetic')")
+    return bnnlib_dataset(dataset, root, val_size=val_size, split_seed=0, download=False)
+
+
+def _model_for(config: dict, work_dir: Path, device: str = "cpu"):
+    """Seeded model at initialisation, or after ``trained_epochs`` of bnnlib.train."""
+    spec = make_spec(config["backbone"], config["blocks"], config["width"], config["binarizer"])
+    with torch.random.fork_rng():
+        torch.manual_seed(config["seed"])
+        model = build(spec)
+    if config["trained_epochs"] == 0:
+        return model, None
+    try:
+        from bnnlib.train import TrainConfig, train
+    except ImportError as e:
+        raise RuntimeError("trained_epochs > 0 needs bnnlib.train (engine helper); "
+                           "merge main or set trained_epochs=0") from e
+    tc = TrainConfig(spec=spec_to_dict(spec), dataset=config["dataset"],
+                     train_subset=config["train_subset"], val_size=config["val_size"],
+                     epochs=config["trained_epochs"], seed=config["seed"], device=device,
+                     threads=1 if device == "cpu" else None, save_weights=True,
+                     eval_test="end", progress=False, tag="error_accumulation")
+    out = work_dir / "train" / config_hash(config)
+    rec = train(tc, str(out), resume=True)
+    if rec.get("status") != "finished":
+        raise RuntimeError(f"training {config_hash(config)} ended with status {rec.get('status')!r}")
+    model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu"))
+    return model, {k: rec.get(k) for k in ("status", "config_hash", "metrics", "dataset")}
+
+
+def _versions() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "bnnlib": getattr(bnnlib, "__version__", None),
+            "git_commit": commit}
+
+
+def _write_json(path: Path, obj) -> None:
+    """Atomic write: temp file in the same folder, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _check_device(device: str) -> torch.device:
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device: got {device!r}; allowed: 'cpu' or 'cuda[:N]'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: got {device!r} but CUDA is not available; allowed: 'cpu'")
+    return torch.device(device)
+
+
+def run_config(config: dict, records_dir, data_root=None, device: str = "cpu") -> dict:
+    """Measure one config on ``device`` and write its record; returns the record."""
+    dev = _check_device(device)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    model, training = _model_for(config, Path(records_dir), device)
+    batches, info = load_batches(config["dataset"], config["batches"], config["batch_size"],
+                                 config["data_seed"], data_root, config["val_size"])
+    batches = [(x.to(dev), y.to(dev)) for x, y in batches]
+    out = measure(model.to(dev), batches, bn_mode=config["bn_mode"], ks=config["ks"])
+    rec = {"status": "finished", "config": config, "config_hash": config_hash(config),
+           "seed": config["seed"], "spec": spec_to_dict(model.spec), "dataset": info,
+           "training": training, "metrics": out, "versions": _versions(), "device": str(dev),
+           "timings": {"total_s": round(time.perf_counter() - t0, 3)}}
+    _write_json(Path(records_dir) / f"{rec['config_hash']}.json", rec)
+    return rec
+
+
+def run_study(configs, records_dir, data_root=None, device: str = "cpu", log=print) -> list[dict]:
+    """Run every config whose record is missing; return all records of ``configs``."""
+    _check_device(device)
+    records_dir = Path(records_dir)
+    out = []
+    for i, c in enumerate(configs):
+        path = records_dir / f"{config_hash(c)}.json"
+        if path.exists():
+            out.append(json.loads(path.read_text()))
+            continue
+        rec = run_config(c, records_dir, data_root, device)
+        if log:
+            log(f"[{i + 1}/{len(configs)}] {c['backbone']} n={c['blocks']} w={c['width']} "
+                f"{c['binarizer']} seed={c['seed']} ep={c['trained_epochs']}: "
+                f"{rec['timings']['total_s']:.1f}s")
+        out.append(rec)
+    return out
+
+
+def load_records(records_dir) -> list[dict]:
+    """All finished error-accumulation records in ``records_dir`` (sorted by hash)."""
+    recs = []
+    for p in sorted(Path(records_dir).glob("*.json")):
+        r = json.loads(p.read_text())
+        if r.get("status") == "finished" and r.get("config", {}).get("study") == "error_accumulation":
+            recs.append(r)
+    return recs
+
+
+def select_records(records, **settings) -> list[dict]:
+    """Records whose measurement settings (every config field that is not a study axis)
+    equal ``settings``, so that figures never pool differently measured records."""
+    bad = sorted(set(settings) & set(AXES))
+    if bad:
+        raise ValueError(f"settings: got study axes {bad}; allowed: measurement fields only")
+    want = make_config(**settings)
+    fixed = {k: v for k, v in want.items() if k not in AXES}
+    out = [r for r in records if all(r["config"].get(k) == v for k, v in fixed.items())]
+    if not out:
+        raise ValueError(f"settings: no record matches {fixed}")
+    return out
