@@ -23,32 +23,44 @@ def binary_sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
 
-class _SignClippedSTE(torch.autograd.Function):
-    """y = sign(x); dy/dx := 1 if |x| <= 1 else 0."""
+def _ste_clipped(x):
+    """Clipped straight-through gradient: 1 if |x| <= 1 else 0."""
+    return (x.abs() <= 1).to(x.dtype)
+
+
+def _approx_sign_grad(x):
+    """Bi-Real ApproxSign gradient: 2 - 2|x| if |x| < 1 else 0."""
+    return torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
+
+
+class _SurrogateSign(torch.autograd.Function):
+    """y = sign(x) (sign(0) = +1); dy/dx := surrogate(x)."""
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, surrogate):
         ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
         return binary_sign(x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * (x.abs() <= 1).to(g.dtype)
+        return g * ctx.surrogate(x), None
 
 
-class _ApproxSign(torch.autograd.Function):
-    """y = sign(x); dy/dx := 2 - 2|x| if |x| < 1 else 0."""
+class _ScaledSignSTE(torch.autograd.Function):
+    """y = alpha * sign(w) with alpha per output channel; dy/dw := 1 if |w| <= 1 else 0."""
 
     @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return binary_sign(x)
+    def forward(ctx, w):
+        ctx.save_for_backward(w)
+        alpha = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+        return alpha * binary_sign(w)
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
+        (w,) = ctx.saved_tensors
+        return g * _ste_clipped(w)
 
 
 class Binarizer(nn.Module):
@@ -80,7 +92,7 @@ class SignSTE(Binarizer):
     kind = "both"
 
     def forward(self, x):
-        return _SignClippedSTE.apply(x)
+        return _SurrogateSign.apply(x, _ste_clipped)
 
 
 class ApproxSign(Binarizer):
@@ -95,7 +107,7 @@ class ApproxSign(Binarizer):
     kind = "activation"
 
     def forward(self, x):
-        return _ApproxSign.apply(x)
+        return _SurrogateSign.apply(x, _approx_sign_grad)
 
 
 class RSign(Binarizer):
@@ -117,7 +129,7 @@ class RSign(Binarizer):
 
     def forward(self, x):
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return _ApproxSign.apply(x - self.beta.view(shape))
+        return _SurrogateSign.apply(x - self.beta.view(shape), _approx_sign_grad)
 
 
 class ScaledSign(Binarizer):
@@ -134,9 +146,7 @@ class ScaledSign(Binarizer):
     kind = "weight"
 
     def forward(self, w):
-        dims = tuple(range(1, w.dim()))
-        alpha = w.detach().abs().mean(dim=dims, keepdim=True)
-        return alpha * _SignClippedSTE.apply(w)
+        return _ScaledSignSTE.apply(w)
 
 
 _REGISTRY: dict[str, type[Binarizer]] = {

@@ -26,7 +26,7 @@ class BinaryConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=False,
-                 input_binarizer="approx_sign", weight_binarizer="scaled_sign", pad_value=0.0,
+                 input_binarizer="approx_sign", weight_binarizer="sign", pad_value=0.0,
                  groups=1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          bias=bias, groups=groups)
@@ -56,7 +56,7 @@ class BinaryLinear(nn.Linear):
     """Linear layer with binarized input and weight (see ``BinaryConv2d``)."""
 
     def __init__(self, in_features, out_features, bias=True,
-                 input_binarizer="approx_sign", weight_binarizer="scaled_sign"):
+                 input_binarizer="approx_sign", weight_binarizer="sign"):
         super().__init__(in_features, out_features, bias=bias)
         self.input_binarizer = binarizers.get(input_binarizer, channels=in_features)
         self.weight_binarizer = binarizers.get(weight_binarizer, channels=out_features)

@@ -113,8 +113,12 @@ class ResNetSpec(BaseSpec):
         _check_pos_int("stem_width", self.stem_width)
         _check_choice("block", self.block, RESNET_BLOCKS)
         _check_choice("shortcut", self.shortcut, SHORTCUTS)
-        object.__setattr__(self, "stages", tuple(tuple(tuple(b) for b in st) for st in self.stages))
-        object.__setattr__(self, "strides", tuple(self.strides))
+        try:
+            object.__setattr__(self, "stages", tuple(tuple(tuple(b) for b in st) for st in self.stages))
+            object.__setattr__(self, "strides", tuple(self.strides))
+        except TypeError:
+            raise ValueError(f"stages: got {self.stages!r}; allowed: nested tuples "
+                             "stage -> block -> conv widths, e.g. (((16, 16),),)") from None
         if not self.stages:
             raise ValueError("stages: got (); allowed: at least one stage")
         if len(self.strides) != len(self.stages):
@@ -178,8 +182,12 @@ class VGGSpec(BaseSpec):
         self._validate_base()
         _check_pos_int("stem_width", self.stem_width)
         _check_bool("stem_pool", self.stem_pool)
-        object.__setattr__(self, "stages", tuple(tuple(st) for st in self.stages))
-        object.__setattr__(self, "fc", tuple(self.fc))
+        try:
+            object.__setattr__(self, "stages", tuple(tuple(st) for st in self.stages))
+            object.__setattr__(self, "fc", tuple(self.fc))
+        except TypeError:
+            raise ValueError(f"stages: got {self.stages!r}; allowed: nested tuples stage -> conv "
+                             "widths, e.g. ((128,), (256, 256))") from None
         if not self.stages:
             raise ValueError("stages: got (); allowed: at least one stage")
         for i, st in enumerate(self.stages):
