@@ -44,7 +44,8 @@ def run_config(cfg: TrainConfig, records_dir: str | Path, need_weights: bool = F
         if rec.get("status") in ("finished", "diverged") and (
                 not need_weights or (out / "weights.pt").is_file()):
             return rec
-    return train(cfg, out)
+    train(cfg, out)
+    return records.read_json(out / "record.json")  # JSON form, identical to what a rerun reads
 
 
 def _load_dataset(cfg: TrainConfig) -> bdata.Dataset:
@@ -104,7 +105,7 @@ def prune_stage(pre_cfg: TrainConfig, pre_rec: dict, records_dir: str | Path, bu
            "calibration_data": info, "timings": {"prune_s": time.perf_counter() - t0},
            "versions": records.versions(), "git_commit": records.git_commit()["commit"]}
     records.write_json_atomic(path, rec)
-    return rec
+    return records.read_json(path)  # the JSON form, as a rerun would read it
 
 
 def dwr(original_spec: BaseSpec, s: float, budget: float | None = None, pretrain_epochs: int = 5,
