@@ -9,7 +9,6 @@ given too.
 """
 from __future__ import annotations
 
-import math
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,7 +24,7 @@ from . import dwr as D
 from .dwr_paper import PAPER, paper_rows
 
 __all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "build_table",
-           "to_markdown", "TRAIN_KEYS"]
+           "TRAIN_KEYS"]
 
 TABLES = tuple(PAPER)
 TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
@@ -206,28 +205,3 @@ def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
         row["depths"] = "/".join(str(d) for d in specs[0].depths)
     row["dataset_note"] = recs[0]["dataset"].get("note") if recs else None
     return row
-
-
-def _fmt(v, nd=1):
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
-
-
-def to_markdown(table: str, rows: list[dict], preset_name: str = "") -> str:
-    """A Markdown table of ``rows`` with the caption, source and dataset note."""
-    notes = sorted({r["dataset_note"] for r in rows if r.get("dataset_note")})
-    lines = [f"### {PAPER[table]['caption']}", "",
-             f"Paper numbers: {PAPER[table]['source']} (best test epoch, official CIFAR-10). "
-             f"Ours: final-epoch test accuracy, mean ± std over seeds, preset `{preset_name}`.",
-             *(f"Data: {n}" for n in notes), "",
-             "| backbone | method | reshaping | widths | depths | paper acc | ours acc | n | "
-             "ours @best-val | OPs (1e6) | params (1e3) | acts (1e3) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ours = "not run" if not r["reproduced"] else (
-            "—" if r["acc_mean"] is None else f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}")
-        sc = lambda k, d: _fmt(r[k] / d, 3 if d == 1e6 else 1) if r.get(k) is not None else "—"
-        lines.append(f"| {r['backbone']} | {r['method']} | {r['reshaping']} | "
-                     f"{r.get('widths', '—')} | {r.get('depths', '—')} | {_fmt(r['paper_acc'])} | "
-                     f"{ours} | {r['n_seeds']} | {_fmt(r.get('acc_at_best_val_mean'), 2)} | "
-                     f"{sc('ops', 1e6)} | {sc('params', 1e3)} | {sc('acts', 1e3)} |")
-    return "\n".join(lines) + "\n"
