@@ -9,6 +9,7 @@ given too.
 """
 from __future__ import annotations
 
+import json
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from bnnlib.complexity import count
 from bnnlib.models import get_spec
 from bnnlib.models.zoo import DWR_PAIRS
-from bnnlib.reshape import naive_reshape, scale
+from bnnlib.reshape import naive_reshape, scale, widen
 from bnnlib.spec import spec_to_dict
 from bnnlib.train_config import TrainConfig
 
@@ -24,7 +25,7 @@ from . import dwr as D
 from .dwr_paper import PAPER, paper_rows
 
 __all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "build_table",
-           "TRAIN_KEYS"]
+           "TRAIN_KEYS", "find_record", "record_index"]
 
 TABLES = tuple(PAPER)
 TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
@@ -130,6 +131,44 @@ def run_job(job: dict, preset: dict, records_dir: str | Path, lookup: bool = Fal
     return None if recs["train"] is None else {**recs["train"], "_prune": recs["prune"]}
 
 
+def _norm(x):
+    return json.loads(json.dumps(x))
+
+
+def record_index(records_dir: str | Path) -> dict:
+    """Every training and prune record under ``records_dir``, indexed for ``find_record``."""
+    runs, prunes = D.load_stage_records(records_dir)
+    return {"runs": runs, "by_hash": {r["config_hash"]: r for r in runs},
+            "prunes": {p["prune_hash"]: p for p in prunes}}
+
+
+def _matches(rec, expect, tag_ok) -> bool:
+    c = rec.get("config", {})
+    return tag_ok(c.get("tag", "")) and all(c.get(k) == v for k, v in expect.items())
+
+
+def find_record(job: dict, preset: dict, index: dict) -> dict | None:
+    """The final training record of ``job`` found by its stored config (not by re-hashing a
+    config, so records stay readable when TrainConfig gains fields)."""
+    tag = f"dwr:{job['row_id']}"
+    expect = _norm({**train_kw(preset), "epochs": preset["epochs"], "seed": job["seed"]})
+    if job["kind"] == "train":
+        expect["spec"] = _norm(spec_to_dict(job["spec"]))
+        hits = [r for r in index["runs"] if _matches(r, expect, lambda t: t == tag)]
+        return hits[-1] if hits else None
+    start = job["start"] or widen(job["original"], job["s"])
+    pre_epochs = job["pretrain"] or preset["pretrain_epochs"]
+    for r in index["runs"]:
+        if not _matches(r, expect, lambda t: t.startswith(f"{tag}|dwr-train|prune=")):
+            continue
+        pr = index["prunes"].get(r["config"]["tag"].rsplit("=", 1)[1])
+        pre = pr and index["by_hash"].get(pr["key"]["pretrain_hash"])
+        if pre and pre["config"]["epochs"] == pre_epochs and pre["config"]["spec"] == _norm(
+                spec_to_dict(start)) and pr["key"]["calib_images"] == preset["calib_images"]:
+            return {**r, "_prune": pr}
+    return None
+
+
 def _run_one(args):
     job, preset, records_dir = args
     rec = run_job(job, preset, records_dir)
@@ -163,9 +202,9 @@ def _widths_str(spec) -> str:
 def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]:
     """Rows of ``table``: paper number, ours (mean, std, n over seeds), complexity."""
     _check_table(table)
-    plan, by_key = _PLANS[table](preset), {}
+    plan, by_key, index = _PLANS[table](preset), {}, record_index(records_dir)
     for job in jobs(table, preset):
-        rec = run_job(job, preset, records_dir, lookup=True)
+        rec = find_record(job, preset, index)
         by_key.setdefault(job["key"], []).append(rec)
     rows = []
     for pr in paper_rows(table):

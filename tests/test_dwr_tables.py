@@ -44,26 +44,26 @@ def test_bad_inputs_raise(table, preset, match):
         T.jobs(table, preset)
 
 
-def _fake_record(acc, seed, spec=None):
+def _fake_record(job, acc):
     from bnnlib.spec import spec_to_dict
-    rec = {"status": "finished", "seed": seed, "dataset": {"note": "JPEG-rebuilt test note"},
-           "metrics": {"final_test_acc": acc, "test_acc_at_best_val": acc - 1},
-           "config": {"spec": spec_to_dict(spec or get_spec("resnet20")), "model": "resnet20"}}
-    return rec
+    cfg = {"spec": T._norm(spec_to_dict(job["spec"])), "epochs": P["epochs"], "seed": job["seed"],
+           "tag": f"dwr:{job['row_id']}", "model": "resnet20"}
+    return {"status": "finished", "seed": job["seed"], "config_hash": f"h{acc}", "config": cfg,
+            "dataset": {"note": "JPEG-rebuilt test note"},
+            "metrics": {"final_test_acc": acc, "test_acc_at_best_val": acc - 1}}
 
 
 def test_build_table_mean_std_and_complexity(monkeypatch):
     accs = {("original", 0): 50.0, ("original", 1): 54.0, ("naive_3", 0): 60.0}
-
-    def fake(job, preset, records_dir, lookup=False):
-        assert lookup, "the builder must never train"
-        a = accs.get((job["key"], job["seed"]))
-        return None if a is None else _fake_record(a, job["seed"], job.get("spec"))
-    monkeypatch.setattr(T, "run_job", fake)
+    runs = [_fake_record(j, accs[(j["key"], j["seed"])]) for j in T.jobs("table4", P)
+            if (j["key"], j["seed"]) in accs]
+    runs.append({**runs[0], "config": {**runs[0]["config"], "epochs": 99}})  # other preset
+    monkeypatch.setattr(T, "record_index", lambda d: {"runs": runs, "by_hash": {}, "prunes": {}})
+    monkeypatch.setattr(T, "run_job", lambda *a, **k: pytest.fail("the builder must never train"))
     rows = {r["key"]: r for r in T.build_table("table4", P, "unused")}
     o = rows["original"]
     assert o["acc_mean"] == 52.0 and math.isclose(o["acc_std"], math.sqrt(8.0))
-    assert o["n_seeds"] == 2 and o["paper_acc"] == 85.2
+    assert o["n_seeds"] == 2 and o["paper_acc"] == 85.2 and o["acc_at_best_val_mean"] == 51.0
     assert o["ops"] == count(get_spec("resnet20")).totals["ops"]
     assert rows["naive_3"]["acc_std"] == 0.0 and rows["naive_3"]["depths"] == "1/1/1"
     assert rows["dwr_3"]["acc_mean"] is None and rows["dwr_3"]["n_seeds"] == 0
