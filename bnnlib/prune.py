@@ -305,6 +305,8 @@ def prune_to_budget(model: nn.Module, images: torch.Tensor, budget: float, tol: 
     ops_fn = ops_fn or _default_ops
     dists = _distances(channel_features(model, images, represent))
     spec, hist = model.spec, []
+    if monotone is None:
+        monotone = isinstance(spec, ResNetSpec) and spec.shortcut == "pad"
 
     def at_eps(eps):
         counts, keeps = _cluster_all(spec, dists, eps, min_samples)
