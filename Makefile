@@ -27,9 +27,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest
 
-## make figures [PRESET=quick|paper]: run every notebook, fill figures/
+RECORDS       ?=
+## make figures [PRESET=quick|paper] [RECORDS=dir]: run every notebook, fill figures/ + gallery
 figures: $(STAMP)
-	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET)
+	$(BIN)/python -m analysis.notebooks check
+	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET) $(if $(RECORDS),--records $(RECORDS))
 
 ## make complexity: original vs DWR complexity table
 complexity: $(STAMP)

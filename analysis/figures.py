@@ -1,0 +1,261 @@
+"""Shared figure style and deterministic saving of figures, tables and their manifests.
+
+Every figure is written as NAME.pdf (TrueType fonts, fonttype 42), NAME.png (fixed dpi) and
+NAME.csv (the plotted numbers); every table as NAME.md and NAME.csv. Each save also writes
+NAME.json, a manifest (title, what it shows, notebook, preset, dataset, source records) from
+which ``gallery`` builds ``figures/README.md``. Rendering twice from the same data gives the
+same bytes: PDF dates and the PNG ``Software`` key are dropped, and nothing depends on time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # headless outside Jupyter; saved bytes never depend on the backend
+
+import pandas as pd  # noqa: E402
+
+__all__ = ["style", "STYLE", "save_figure", "save_table", "load_manifests", "build_gallery",
+           "MANIFEST_KEYS", "dataset_footnote", "provenance", "to_markdown"]
+
+DPI = 200
+# One style for every figure: bundled DejaVu fonts so bytes do not depend on system fonts.
+STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.figsize": (5.0, 3.4),
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.hashsalt": "bnn-dwr",
+    "path.simplify": False,
+    "axes.prop_cycle": matplotlib.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                                "#E69F00", "#56B4E9", "#F0E442", "#000000"]),
+}
+# Manifest fields, in gallery order. 'what' is the one-paragraph caption.
+MANIFEST_KEYS = ("name", "kind", "title", "what", "notebook", "preset", "dataset", "records",
+                 "files")
+_PDF_META = {"CreationDate": None, "ModDate": None, "Creator": "bnn-dwr analysis.figures"}
+_PNG_META = {"Software": None}
+
+
+def style() -> None:
+    """Apply the shared matplotlib style (idempotent)."""
+    matplotlib.rcParams.update(STYLE)
+
+
+def _meta(name: str, kind: str, meta: dict | None) -> dict:
+    """Complete a manifest: runner env vars fill notebook/preset when the caller did not."""
+    meta = dict(meta or {})
+    unknown = sorted(set(meta) - set(MANIFEST_KEYS) - {"footnote"})
+    if unknown:
+        raise ValueError(f"meta: got unknown keys {unknown}; allowed: {list(MANIFEST_KEYS)}")
+    if not meta.get("title"):
+        raise ValueError(f"meta['title']: got {meta.get('title')!r}; allowed: a non-empty string")
+    meta.setdefault("what", "")
+    meta.setdefault("notebook", os.environ.get("BNN_NOTEBOOK") or None)
+    meta.setdefault("preset", os.environ.get("BNN_PRESET") or None)
+    meta.setdefault("dataset", None)
+    meta["records"] = sorted(str(r) for r in meta.get("records") or [])
+    meta.update(name=name, kind=kind)
+    meta.pop("footnote", None)
+    return meta
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise ValueError(f"name: got {name!r}; allowed: a file stem without spaces or slashes")
+
+
+def _check_data(data) -> None:
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise ValueError(f"data: got {type(data).__name__}"
+                         f"{' (empty)' if isinstance(data, pd.DataFrame) else ''}; "
+                         "allowed: a non-empty pandas.DataFrame of the plotted numbers")
+
+
+def _write_bytes(path: Path, payload: bytes) -> None:
+    """Atomic write: temp file in the same folder, then os.replace."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    _write_bytes(path, df.to_csv(index=False, lineterminator="\n").encode())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_manifest(outdir: Path, meta: dict, files: list[Path]) -> Path:
+    meta = {**meta, "files": {p.name: _sha256(p) for p in files}}
+    ordered = {k: meta[k] for k in MANIFEST_KEYS}
+    path = outdir / f"{meta['name']}.json"
+    _write_bytes(path, (json.dumps(ordered, indent=2, sort_keys=False) + "\n").encode())
+    return path
+
+
+def _dataset_label(d) -> str | None:
+    if isinstance(d, dict):
+        name, note = d.get("name"), d.get("note")
+        return f"{name} ({note})" if name and note else name or note
+    return str(d) if d else None
+
+
+def provenance(records: list[dict], records_dir: str | os.PathLike | None = None) -> dict:
+    """Manifest fields ``records`` and ``dataset`` from the run records a figure plots.
+
+    Pass the result as (part of) ``meta``: the dataset line, e.g. the synthetic stand-in or the
+    JPEG-rebuilt CIFAR-10, then appears under the figure and in the gallery.
+    """
+    ids = sorted({str(r.get("config_hash")) for r in records if r.get("config_hash")})
+    labels = sorted({lab for r in records if (lab := _dataset_label(r.get("dataset")))})
+    prefix = f"{Path(records_dir).as_posix()}/" if records_dir else ""
+    return {"records": [prefix + h for h in ids], "dataset": "; ".join(labels) or None}
+
+
+def dataset_footnote(dataset: str | None) -> str | None:
+    """The line stamped under a figure that says which data it comes from."""
+    return None if not dataset else f"Data: {dataset}"
+
+
+def save_figure(fig, name: str, data: pd.DataFrame, outdir: str | os.PathLike = "figures",
+                meta: dict | None = None) -> dict[str, Path]:
+    """Write NAME.pdf/.png/.csv/.json into ``outdir``; returns the paths by suffix."""
+    _check_name(name)
+    _check_data(data)
+    full = _meta(name, "figure", meta)
+    note = dataset_footnote(full["dataset"]) if (meta or {}).get("footnote", True) else None
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if note and not getattr(fig, "_bnn_footnote", None):
+        fig.text(0.01, -0.02, note, fontsize=7, color="0.35", ha="left", va="top")
+        fig._bnn_footnote = note
+    paths = {s: out / f"{name}.{s}" for s in ("pdf", "png", "csv")}
+    for suffix, md in (("pdf", _PDF_META), ("png", _PNG_META)):
+        tmp = paths[suffix].with_name(f".{name}.tmp{os.getpid()}.{suffix}")
+        fig.savefig(tmp, format=suffix, dpi=DPI, metadata=md)
+        os.replace(tmp, paths[suffix])
+    _write_csv(data, paths["csv"])
+    paths["json"] = _write_manifest(out, full, [paths["pdf"], paths["png"], paths["csv"]])
+    return paths
+
+
+def _fmt(v, floatfmt: str) -> str:
+    if isinstance(v, float):
+        return "" if v != v else format(v, floatfmt)
+    return str(v).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |",
+             "| " + " | ".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---"
+                               for c in df.columns) + " |"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v, floatfmt) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save_table(df: pd.DataFrame, name: str, outdir: str | os.PathLike = "figures",
+               meta: dict | None = None, floatfmt: str = ".4g") -> dict[str, Path]:
+    """Write NAME.md (title, table, caption, data note) + NAME.csv + NAME.json into ``outdir``."""
+    _check_name(name)
+    _check_data(df)
+    full = _meta(name, "table", meta)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / f"{name}.md", "csv": out / f"{name}.csv"}
+    parts = [f"### {full['title']}\n", to_markdown(df, floatfmt)]
+    if full["what"]:
+        parts.append(f"\n{full['what']}\n")
+    if full["dataset"]:
+        parts.append(f"\n{dataset_footnote(full['dataset'])}\n")
+    _write_bytes(paths["md"], "\n".join(parts).encode())
+    _write_csv(df, paths["csv"])
+    paths["json"] = _write_manifest(out, full, [paths["md"], paths["csv"]])
+    return paths
+
+
+def load_manifests(outdir: str | os.PathLike = "figures") -> list[dict]:
+    """All manifests in ``outdir``, sorted by (notebook, name)."""
+    found = []
+    for p in sorted(Path(outdir).glob("*.json")):
+        m = json.loads(p.read_text())
+        if isinstance(m, dict) and m.get("kind") in ("figure", "table") and "name" in m:
+            found.append(m)
+    return sorted(found, key=lambda m: (str(m.get("notebook")), m["name"]))
+
+
+def _gallery_entry(m: dict, outdir: Path) -> list[str]:
+    """Markdown lines for one manifest (tables are shown inline, figures as their PNG)."""
+    name, files = m["name"], sorted(m.get("files") or {})
+    lines = [f"### `{name}`: {m['title']}", ""]
+    if m["kind"] == "figure" and f"{name}.png" in files:
+        lines += [f"![{m['title']}]({name}.png)", ""]
+    table = outdir / f"{name}.md"
+    if m["kind"] == "table" and table.is_file():
+        body = [ln for ln in table.read_text().splitlines() if ln.startswith("|")]
+        lines += body + [""]
+    if m.get("what"):
+        lines += [m["what"], ""]
+    recs = m.get("records") or []
+    stale = [f for f, sha in sorted((m.get("files") or {}).items())
+             if not (outdir / f).is_file() or _sha256(outdir / f) != sha]
+    if stale:
+        lines += [f"> **Stale**: {', '.join(stale)} missing or changed since this manifest was "
+                  "written; rerun its notebook.", ""]
+    lines += [f"- Files: {', '.join(f'[{f}]({f})' for f in files)}",
+              f"- Made by: {_origin(m)}",
+              f"- Dataset: {m.get('dataset') or 'none (computed from model definitions)'}",
+              f"- Source records: {len(recs)}" + (f" (`{recs[0]}` ...)" if recs else ""), ""]
+    return lines
+
+
+def _origin(m: dict) -> str:
+    nb, preset = m.get("notebook"), m.get("preset")
+    where = f"`notebooks/{nb}.ipynb`" if nb else "outside the notebook runner"
+    return where + (f", preset `{preset}`" if preset else ", notebook defaults")
+
+
+def build_gallery(outdir: str | os.PathLike = "figures") -> Path:
+    """Regenerate ``outdir/README.md`` from every manifest in ``outdir``."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifests = load_manifests(out)
+    lines = ["# Figures and tables", "",
+             "Generated by `python -m analysis.notebooks gallery` from the manifests (`*.json`) "
+             "written next to each figure and table; do not edit by hand. Regenerate everything "
+             "with `make figures` (quick preset) or `make figures PRESET=paper`.", ""]
+    if not manifests:
+        lines += ["No figures yet.", ""]
+    notebook = object()
+    for m in manifests:
+        if m.get("notebook") != notebook:
+            notebook = m.get("notebook")
+            lines += [f"## Notebook `{notebook}`" if notebook else "## Other", ""]
+        lines += _gallery_entry(m, out)
+    path = out / "README.md"
+    _write_bytes(path, "\n".join(lines).rstrip("\n").encode() + b"\n")
+    return path
