@@ -58,6 +58,10 @@ def _dataset_label(rows) -> str | None:
     return "; ".join(notes) or None
 
 
+def _record_ids(rows, records_dir) -> list[str]:
+    return [f"{Path(records_dir).as_posix()}/{x}" for r in rows for x in r.get("records", [])]
+
+
 def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset: str,
                 records_dir: str | os.PathLike) -> dict:
     """NAME.md + NAME.csv (+ manifest) for ``table``; returns the written paths."""
@@ -69,12 +73,13 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
                      "OPs = BOPs/64 + FLOPs, params and activations from bnnlib.complexity "
                      "(DWR rows: mean over the seeds' pruned specs, widths of each listed). "
                      f"Preset `{preset}`; records in `{records_dir}`."),
-            "preset": preset, "dataset": _dataset_label(rows), "records": str(records_dir)}
+            "preset": preset, "dataset": _dataset_label(rows),
+            "records": _record_ids(rows, records_dir)}
     return save_table(table_frame(rows), f"dwr_{table}_{preset}", outdir, meta, floatfmt=".4g")
 
 
 def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
-                    name: str | None = None) -> dict:
+                    records_dir: str | os.PathLike = "", name: str | None = None) -> dict:
     """Figure: our accuracy (mean ± std) vs OPs, original vs naive vs DWR (BNN rows)."""
     import matplotlib.pyplot as plt
 
@@ -109,7 +114,8 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
     meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
             "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
                     "BNN backbone, at its OPs from bnnlib.complexity.",
-            "preset": preset, "dataset": _dataset_label(rows)}
+            "preset": preset, "dataset": _dataset_label(rows),
+            "records": _record_ids(pts, records_dir)}
     paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops_{preset}",
                         pd.DataFrame(data), outdir, meta)
     plt.close(fig)

@@ -232,7 +232,9 @@ def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
     m, s = _mean_std(accs)
     mb, _ = _mean_std(bval)
     row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
-               seeds=[r["seed"] for r in recs])
+               seeds=[r["seed"] for r in recs],
+               records=[f"runs/{r['config_hash']}" for r in recs] +
+               [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
     specs = [D.spec_of(r) for r in recs]
     if not specs and plan_entry is not None and plan_entry[1]["kind"] == "train":
         specs = [plan_entry[1]["spec"]]
