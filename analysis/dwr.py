@@ -178,4 +178,6 @@ def spec_of(rec: dict) -> BaseSpec:
     """The architecture a training or prune record describes."""
     if rec.get("stage") == "prune":
         return spec_from_dict(rec["spec"])
+    if rec.get("model_spec"):  # the spec of the model the engine actually built
+        return spec_from_dict(rec["model_spec"])
     return TrainConfig.from_dict(rec["config"]).build_spec()
