@@ -178,8 +178,9 @@ def _run_one(args):
 def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path,
              workers: int = 1) -> list[tuple]:
     """Run every job (skipping finished ones); (row_id, seed, status, final test acc) each."""
-    # DWR chains (pre-train -> prune -> train) are the longest jobs: start them first.
-    order = sorted(job_list, key=lambda j: (j["kind"] != "dwr", j["seed"]))
+    # Seed by seed (a cut-short run still has whole tables for the first seeds); within a
+    # seed the DWR chains (pre-train -> prune -> train) are the longest jobs: start them first.
+    order = sorted(job_list, key=lambda j: (j["seed"], j["kind"] != "dwr"))
     args = [(j, preset, str(records_dir)) for j in order]
     if workers <= 1:
         return [_run_one(a) for a in args]
