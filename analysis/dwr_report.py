@@ -18,7 +18,26 @@ from .dwr_paper import PAPER
 from .dwr_speed import speed_markdown, speed_rows
 
 __all__ = ["resolve_dataset_name", "table_frame", "write_table", "accuracy_vs_ops",
-           "write_speed", "TABLE_COLUMNS"]
+           "write_speed", "TABLE_COLUMNS", "ORDERINGS", "orderings", "write_orderings"]
+
+# The paper's claims per table, as (left, right) row keys: "left is more accurate than right"
+# (Sec. 5.2/5.3). Table 4's Original+1 ~ Original claim is the pair with `tie`.
+ORDERINGS = {
+    "table4": [("naive_1.5", "original", "naive reshaping beats the original (s=1.5)"),
+               ("naive_3", "original", "naive reshaping beats the original (s=3)"),
+               ("naive_3", "naive_1.5", "s=3 beats s=1.5 (naive)"),
+               ("dwr_1.5", "naive_1.5", "pruning beats naive reshaping (s=1.5)"),
+               ("dwr_3", "naive_3", "pruning beats naive reshaping (s=3)"),
+               ("dwr_3", "dwr_1.5", "s=3 beats s=1.5 (DWR)"),
+               ("dwr_3", "original", "DWR s=3 beats the original"),
+               ("original_plus1", "original", "one more layer gains ~nothing (paper: tie)")],
+    "table5": [("dwr_pre5", "original", "DWR with 5 pre-training epochs beats the original"),
+               ("dwr_full", "dwr_pre5", "longer pre-training helps")],
+    "table6": [(f"{b}/dwr", f"{b}/original", f"DWR beats the original ({b})")
+               for b in ("vgg11", "resnet20", "resnet18")],
+    "table7": [("original_plus1", "original", "Original+1 (DWR) beats the original"),
+               ("original", "original_minus1", "the original beats Original-1")],
+}
 
 TABLE_COLUMNS = ("backbone", "method", "reshaping", "widths", "depths", "paper_acc", "acc_mean",
                  "acc_std", "n_seeds", "acc_at_best_val_mean", "ops", "params", "acts")
@@ -120,6 +139,43 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
                         pd.DataFrame(data), outdir, meta)
     plt.close(fig)
     return paths
+
+
+def orderings(table: str, rows: list[dict]) -> list[dict]:
+    """For each paper claim 'A > B': paper gap, our gap (means), pooled std, and whether our
+    gap has the paper's sign and exceeds the seed noise (|gap| > pooled std)."""
+    by = {r["key"]: r for r in rows}
+    out = []
+    for a, b, claim in ORDERINGS.get(table, []):
+        ra, rb = by.get(a), by.get(b)
+        if not ra or not rb:
+            continue
+        pgap = ra["paper_acc"] - rb["paper_acc"]
+        row = {"claim": claim, "a": a, "b": b, "paper_gap": pgap, "ours_gap": None,
+               "noise_std": None, "sign_holds": None, "beyond_noise": None,
+               "n_seeds": min(ra["n_seeds"], rb["n_seeds"])}
+        if ra.get("acc_mean") is not None and rb.get("acc_mean") is not None:
+            gap = ra["acc_mean"] - rb["acc_mean"]
+            noise = ((ra["acc_std"] ** 2 + rb["acc_std"] ** 2) / 2) ** 0.5
+            same = (gap > 0) == (pgap > 0) if pgap else None
+            row.update(ours_gap=gap, noise_std=noise, sign_holds=same,
+                       beyond_noise=abs(gap) > noise if row["n_seeds"] > 1 else None)
+        out.append(row)
+    return out
+
+
+def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, preset: str,
+                    records_dir: str | os.PathLike) -> dict:
+    """The ``orderings`` of ``table`` as Markdown + CSV."""
+    _, save_table = _savers()
+    meta = {"title": f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
+            "what": ("gap = accuracy(a) - accuracy(b) in points; ours: means over seeds of the "
+                     "final-epoch test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over "
+                     "seeds; beyond_noise: |gap| > noise_std (needs >= 2 seeds)."),
+            "preset": preset, "dataset": _dataset_label(rows),
+            "records": _record_ids(rows, records_dir)}
+    return save_table(pd.DataFrame(orderings(table, rows)), f"dwr_{table}_orderings_{preset}",
+                      outdir, meta, floatfmt=".3g")
 
 
 def write_speed(rec: dict, outdir: str | os.PathLike, preset: str) -> dict:

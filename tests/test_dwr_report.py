@@ -46,3 +46,16 @@ def test_dataset_name_resolution(tmp_path):
     assert R.resolve_dataset_name("cifar10") == "cifar10"
     with pytest.raises(ValueError, match="dataset"):
         R.resolve_dataset_name("imagenet")
+
+
+def test_orderings_sign_and_noise(tmp_path):
+    rows = _rows()
+    rows[3].update(acc_mean=44.0, acc_std=0.5, n_seeds=2)  # dwr_3
+    got = {(o["a"], o["b"]): o for o in R.orderings("table4", rows)}
+    o = got[("naive_3", "original")]
+    assert o["paper_gap"] == pytest.approx(0.6) and o["ours_gap"] == pytest.approx(2.0)
+    assert o["sign_holds"] is True and o["beyond_noise"] is True
+    assert got[("dwr_3", "naive_3")]["ours_gap"] == pytest.approx(1.0)
+    assert ("naive_1.5", "original") not in got  # a row we do not have is skipped
+    df = pd.read_csv(R.write_orderings("table4", rows, tmp_path, "unit", "r")["csv"])
+    assert len(df) == len(got)
