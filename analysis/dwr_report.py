@@ -97,6 +97,12 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
     return save_table(table_frame(rows), f"dwr_{table}_{preset}", outdir, meta, floatfmt=".4g")
 
 
+def _short(key: str) -> str:
+    """Point label: 'naive_1.5' -> 'naive s=1.5', 'original_plus1' -> 'original+1'."""
+    return (key.replace("_plus1", "+1").replace("_minus1", "-1").replace("naive_", "naive s=")
+            .replace("dwr_authors", "DWR (authors)").replace("dwr_", "DWR s="))
+
+
 def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
                     records_dir: str | os.PathLike = "", name: str | None = None) -> dict:
     """Figure: our accuracy (mean ± std) vs OPs, original vs naive vs DWR (BNN rows)."""
@@ -120,7 +126,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
         ax.errorbar([r["ops"] / 1e6 for r in rs], [r["acc_mean"] for r in rs],
                     yerr=[r["acc_std"] for r in rs], fmt=marker, capsize=3, label=g)
         for r in rs:
-            ax.annotate(f"{r['reshaping'].split(' (')[0]} {r['depths']}", (r["ops"] / 1e6,
+            ax.annotate(_short(r["key"]), (r["ops"] / 1e6,
                         r["acc_mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
             data.append({"group": g, "key": r["key"], "reshaping": r["reshaping"],
                          "widths": r.get("widths"), "depths": r.get("depths"),
@@ -128,7 +134,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
                          "n_seeds": r["n_seeds"], "paper_acc": r["paper_acc"]})
     ax.set_xlabel("OPs (1e6) = BOPs/64 + FLOPs")
     ax.set_ylabel("test accuracy (%), final epoch")
-    ax.set_title(f"{rows[0]['table'].capitalize()}: accuracy vs OPs ({preset} preset)")
+    ax.set_title(f"Table {rows[0]['table'][5:]}: accuracy vs OPs ({preset} preset)")
     ax.legend()
     meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
             "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
