@@ -81,20 +81,31 @@ def _record_ids(rows, records_dir) -> list[str]:
     return [f"{Path(records_dir).as_posix()}/{x}" for r in rows for x in r.get("records", [])]
 
 
+def _rows_meta(title, what, rows, preset, records_dir) -> dict:
+    """Manifest fields of a table built from ``rows`` (dataset note and record ids)."""
+    return {"title": title, "what": what, "preset": preset, "dataset": _dataset_label(rows),
+            "records": _record_ids(rows, records_dir)}
+
+
 def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset: str,
                 records_dir: str | os.PathLike) -> dict:
     """NAME.md + NAME.csv (+ manifest) for ``table``; returns the written paths."""
     _, save_table = _savers()
-    meta = {"title": f"{PAPER[table]['source']}: {PAPER[table]['caption']} — paper vs ours",
-            "what": ("Paper: accuracy as printed (best test epoch, official CIFAR-10). Ours: "
-                     "final-epoch test accuracy, mean ± std over seeds (n_seeds), "
-                     "`acc_at_best_val_mean` = test accuracy at the best validation epoch; "
-                     "OPs = BOPs/64 + FLOPs, params and activations from bnnlib.complexity "
-                     "(DWR rows: mean over the seeds' pruned specs, widths of each listed). "
-                     f"Preset `{preset}`; records in `{records_dir}`."),
-            "preset": preset, "dataset": _dataset_label(rows),
-            "records": _record_ids(rows, records_dir)}
+    what = ("Paper: accuracy as printed (best test epoch, official CIFAR-10). Ours: final-epoch "
+            "test accuracy, mean ± std over seeds (n_seeds), `acc_at_best_val_mean` = test "
+            "accuracy at the best validation epoch; OPs = BOPs/64 + FLOPs, params and "
+            "activations from bnnlib.complexity (DWR rows: mean over the seeds' pruned specs, "
+            f"widths of each listed). Preset `{preset}`; records in `{records_dir}`.")
+    meta = _rows_meta(f"{PAPER[table]['source']}: {PAPER[table]['caption']} — paper vs ours",
+                      what, rows, preset, records_dir)
     return save_table(table_frame(rows), f"dwr_{table}_{preset}", outdir, meta, floatfmt=".4g")
+
+
+def _short_dataset(label: str | None) -> str | None:
+    """A footnote that fits under a figure (the tables carry the full data note)."""
+    if label and "JPEG-rebuilt" in label:
+        return "JPEG-rebuilt CIFAR-10 (lossy copy, not the official pixels; see SOURCE.md)"
+    return label
 
 
 def _short(key: str) -> str:
@@ -139,7 +150,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
     meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
             "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
                     "BNN backbone, at its OPs from bnnlib.complexity.",
-            "preset": preset, "dataset": _dataset_label(rows),
+            "preset": preset, "dataset": _short_dataset(_dataset_label(rows)),
             "records": _record_ids(pts, records_dir)}
     paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops_{preset}",
                         pd.DataFrame(data), outdir, meta)
@@ -174,12 +185,11 @@ def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, pre
                     records_dir: str | os.PathLike) -> dict:
     """The ``orderings`` of ``table`` as Markdown + CSV."""
     _, save_table = _savers()
-    meta = {"title": f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
-            "what": ("gap = accuracy(a) - accuracy(b) in points; ours: means over seeds of the "
-                     "final-epoch test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over "
-                     "seeds; beyond_noise: |gap| > noise_std (needs >= 2 seeds)."),
-            "preset": preset, "dataset": _dataset_label(rows),
-            "records": _record_ids(rows, records_dir)}
+    what = ("gap = accuracy(a) - accuracy(b) in points; ours: means over seeds of the final-epoch "
+            "test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over seeds; beyond_noise: "
+            "|gap| > noise_std (needs >= 2 seeds).")
+    meta = _rows_meta(f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
+                      what, rows, preset, records_dir)
     return save_table(pd.DataFrame(orderings(table, rows)), f"dwr_{table}_orderings_{preset}",
                       outdir, meta, floatfmt=".3g")
 
