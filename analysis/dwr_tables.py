@@ -1,0 +1,249 @@
+"""Reproduce the DWR paper's CIFAR-10 Tables 4-7: which runs, running them, and the tables.
+
+``jobs(table, preset)`` lists the runs a table needs (one per row and seed); ``run_jobs`` runs
+them (resumable, ``workers`` processes); ``build_table`` reads ONLY records and puts our
+mean +- std over seeds next to the paper's number, with OPs, params and activations from
+``bnnlib.complexity``. The metric is the final-epoch test accuracy (the model at the end of
+training; never chosen on the test set); the test accuracy at the best validation epoch is
+given too.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bnnlib.complexity import count
+from bnnlib.models import get_spec
+from bnnlib.models.zoo import DWR_PAIRS
+from bnnlib.reshape import naive_reshape, scale, widen
+from bnnlib.spec import spec_to_dict
+from bnnlib.train_config import TrainConfig
+
+from . import dwr as D
+from .dwr_paper import PAPER, paper_rows
+
+__all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "build_table",
+           "TRAIN_KEYS", "find_record", "record_index"]
+
+TABLES = tuple(PAPER)
+TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
+              "lr", "device", "threads", "eval_test", "eval_batch_size", "synthetic_train",
+              "synthetic_test", "progress")
+PRESET_KEYS = ("seeds", "epochs", "pretrain_epochs", "table5_pretrain", "calib_images",
+               "workers") + TRAIN_KEYS
+
+
+def train_kw(preset: dict) -> dict:
+    """The TrainConfig fields shared by every run of a preset."""
+    bad = sorted(set(preset) - set(PRESET_KEYS))
+    if bad:
+        raise ValueError(f"preset: got unknown keys {bad}; allowed: {sorted(PRESET_KEYS)}")
+    return {k: preset[k] for k in TRAIN_KEYS if k in preset}
+
+
+def _plain(spec, label=None):
+    return {"kind": "train", "spec": spec, "label": label}
+
+
+def _dwr(original, s, start=None, pretrain=None):
+    return {"kind": "dwr", "original": original, "s": s, "start": start, "pretrain": pretrain}
+
+
+def _plan_table4(p):
+    r20 = get_spec("resnet20")
+    return {"fp": ("resnet20/fp", _plain(r20.replace(binary=False))),
+            "original": ("resnet20/original", _plain(r20)),
+            "original_plus1": ("resnet20/original_plus1", _plain(r20.replace(align_width=64))),
+            "naive_1.5": ("resnet20/naive_1.5", _plain(naive_reshape(r20, 1.5))),
+            "naive_3": ("resnet20/naive_3", _plain(naive_reshape(r20, 3))),
+            "dwr_1.5": ("resnet20/dwr_1.5", _dwr(r20, 1.5)),
+            "dwr_3": ("resnet20/dwr_3", _dwr(r20, 3.0))}
+
+
+def _plan_table5(p):
+    r20r = get_spec("resnet20_react")
+    out = {"fp": ("resnet20/fp", _plain(get_spec("resnet20").replace(binary=False))),
+           "original": ("resnet20_react/original", _plain(r20r))}
+    pre = list(p.get("table5_pretrain", [5, 10, 15]))
+    for key, e in zip(("dwr_pre5", "dwr_pre10", "dwr_pre15"), pre):
+        out[key] = (f"resnet20_react/dwr_3_pre{e}", _dwr(r20r, 3.0, pretrain=e))
+    out["dwr_full"] = (f"resnet20_react/dwr_3_pre{p['epochs']}", _dwr(r20r, 3.0, pretrain=p["epochs"]))
+    return out
+
+
+def _plan_table6(p):
+    out = {}
+    for name in ("vgg11", "resnet20", "resnet18"):
+        spec = get_spec(name)
+        out[f"{name}/fp"] = (f"{name}/fp", _plain(spec.replace(binary=False)))
+        out[f"{name}/original"] = (f"{name}/original", _plain(spec))
+        out[f"{name}/dwr"] = (f"{name}/dwr_{DWR_PAIRS[name][1]:g}", _dwr(spec, DWR_PAIRS[name][1]))
+        out[f"{name}/dwr_authors"] = (f"{name}/dwr_authors", _plain(get_spec(DWR_PAIRS[name][0]), DWR_PAIRS[name][0]))
+    return out
+
+
+def _plan_table7(p):
+    vs = get_spec("vgg_small")
+    minus1 = vs.replace(stages=vs.stages[:-1] + (vs.stages[-1][:-1],))
+    # Original-1 is under budget after removing its last conv: widen it 1.5x, then prune back.
+    return {"fp": ("vgg_small/fp", _plain(vs.replace(binary=False))),
+            "original": ("vgg_small/original", _plain(vs)),
+            "original_minus1": ("vgg_small/original_minus1",
+                                _dwr(vs, 1.0, start=scale(minus1, 1.5))),
+            "original_plus1": ("vgg_small/original_plus1",
+                               _dwr(vs, 1.0, start=vs.replace(align_width=512))),
+            "dwr_authors": ("vgg_small/dwr_authors", _plain(get_spec("vgg_small_dwr")))}
+
+
+_PLANS = {"table4": _plan_table4, "table5": _plan_table5, "table6": _plan_table6,
+          "table7": _plan_table7}
+
+
+def _check_table(table):
+    if table not in _PLANS:
+        raise ValueError(f"table: got {table!r}; allowed: {list(_PLANS)}")
+
+
+def jobs(table: str, preset: dict) -> list[dict]:
+    """One job per (row we reproduce, seed) of ``table`` under ``preset``."""
+    _check_table(table)
+    train_kw(preset)
+    out = []
+    for key, (row_id, job) in _PLANS[table](preset).items():
+        for seed in preset["seeds"]:
+            out.append({**job, "table": table, "key": key, "row_id": row_id, "seed": int(seed)})
+    return out
+
+
+def run_job(job: dict, preset: dict, records_dir: str | Path, lookup: bool = False) -> dict | None:
+    """Run (or, with ``lookup``, only read) one job; returns its final training record."""
+    kw, tag = train_kw(preset), f"dwr:{job['row_id']}"
+    if job["kind"] == "train":
+        cfg = TrainConfig(spec=spec_to_dict(job["spec"]), epochs=preset["epochs"],
+                          seed=job["seed"], tag=tag, **kw)
+        return D.read_run(cfg, records_dir) if lookup else D.run_config(cfg, records_dir)
+    recs = D.dwr(job["original"], job["s"], pretrain_epochs=job["pretrain"] or
+                 preset["pretrain_epochs"], epochs=preset["epochs"], seed=job["seed"],
+                 records_dir=records_dir, train_kw=kw, calib_images=preset["calib_images"],
+                 start_spec=job["start"], tag=tag, lookup=lookup)
+    return None if recs["train"] is None else {**recs["train"], "_prune": recs["prune"]}
+
+
+def _norm(x):
+    return json.loads(json.dumps(x))
+
+
+def record_index(records_dir: str | Path) -> dict:
+    """Every training and prune record under ``records_dir``, indexed for ``find_record``."""
+    runs, prunes = D.load_stage_records(records_dir)
+    return {"runs": runs, "by_hash": {r["config_hash"]: r for r in runs},
+            "prunes": {p["prune_hash"]: p for p in prunes}}
+
+
+def _matches(rec, expect, tag_ok) -> bool:
+    c = rec.get("config", {})
+    return tag_ok(c.get("tag", "")) and all(c.get(k) == v for k, v in expect.items())
+
+
+def find_record(job: dict, preset: dict, index: dict) -> dict | None:
+    """The final training record of ``job`` found by its stored config (not by re-hashing a
+    config, so records stay readable when TrainConfig gains fields)."""
+    tag = f"dwr:{job['row_id']}"
+    expect = _norm({**train_kw(preset), "epochs": preset["epochs"], "seed": job["seed"]})
+    if job["kind"] == "train":
+        expect["spec"] = _norm(spec_to_dict(job["spec"]))
+        hits = [r for r in index["runs"] if _matches(r, expect, lambda t: t == tag)]
+        return hits[-1] if hits else None
+    start = job["start"] or widen(job["original"], job["s"])
+    pre_epochs = job["pretrain"] or preset["pretrain_epochs"]
+    for r in index["runs"]:
+        if not _matches(r, expect, lambda t: t.startswith(f"{tag}|dwr-train|prune=")):
+            continue
+        pr = index["prunes"].get(r["config"]["tag"].rsplit("=", 1)[1])
+        pre = pr and index["by_hash"].get(pr["key"]["pretrain_hash"])
+        if pre and pre["config"]["epochs"] == pre_epochs and pre["config"]["spec"] == _norm(
+                spec_to_dict(start)) and pr["key"]["calib_images"] == preset["calib_images"]:
+            return {**r, "_prune": pr}
+    return None
+
+
+def _run_one(args):
+    job, preset, records_dir = args
+    rec = run_job(job, preset, records_dir)
+    return job["row_id"], job["seed"], rec["status"], rec["metrics"]["final_test_acc"]
+
+
+def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path,
+             workers: int = 1) -> list[tuple]:
+    """Run every job (skipping finished ones); (row_id, seed, status, final test acc) each."""
+    # Seed by seed (a cut-short run still has whole tables for the first seeds); within a
+    # seed the DWR chains (pre-train -> prune -> train) are the longest jobs: start them first.
+    order = sorted(job_list, key=lambda j: (j["seed"], j["kind"] != "dwr"))
+    args = [(j, preset, str(records_dir)) for j in order]
+    if workers <= 1:
+        return [_run_one(a) for a in args]
+    with ProcessPoolExecutor(workers) as ex:
+        return list(ex.map(_run_one, args))
+
+
+def _mean_std(v):
+    v = [x for x in v if x is not None]
+    if not v:
+        return None, None
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def _widths_str(spec) -> str:
+    return "/".join(str(w) for w in spec.widths) + (f"+a{spec.align_width}" if spec.align_width
+                                                   else "")
+
+
+def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]:
+    """Rows of ``table``: paper number, ours (mean, std, n over seeds), complexity."""
+    _check_table(table)
+    plan, by_key, index = _PLANS[table](preset), {}, record_index(records_dir)
+    for job in jobs(table, preset):
+        rec = find_record(job, preset, index)
+        by_key.setdefault(job["key"], []).append(rec)
+    rows = []
+    for pr in paper_rows(table):
+        recs = [r for r in by_key.get(pr["key"], []) if r and r.get("status") == "finished"]
+        row = {**{k: pr[k] for k in ("table", "key", "backbone", "method", "reshaping", "model",
+                                      "bits")}, "paper_acc": pr["acc"],
+               "reproduced": pr["key"] in plan, "row_id": plan.get(pr["key"], (None,))[0]}
+        rows.append(_fill(row, recs, plan.get(pr["key"])))
+    for key in plan:  # rows we add (authors' published widths): paper number = their DWR row's
+        if key in {r["key"] for r in rows}:
+            continue
+        recs = [r for r in by_key.get(key, []) if r and r.get("status") == "finished"]
+        bkey = key.replace("dwr_authors", "dwr")
+        base = next(r for r in rows if r["key"] in (bkey, "original_plus1"))
+        row = {**{k: base[k] for k in ("table", "backbone", "bits", "paper_acc")}, "key": key,
+               "method": "None", "reshaping": "DWR (authors' published widths)",
+               "model": plan[key][1]["label"], "reproduced": True, "row_id": plan[key][0]}
+        rows.insert(rows.index(base) + 1, _fill(row, recs, plan[key]))
+    return rows
+
+
+def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
+    accs = [r["metrics"]["final_test_acc"] for r in recs]
+    bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
+    m, s = _mean_std(accs)
+    mb, _ = _mean_std(bval)
+    row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
+               seeds=[r["seed"] for r in recs],
+               records=[f"runs/{r['config_hash']}" for r in recs] +
+               [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
+    specs = [D.spec_of(r) for r in recs]
+    if not specs and plan_entry is not None and plan_entry[1]["kind"] == "train":
+        specs = [plan_entry[1]["spec"]]
+    if specs:
+        tots = [count(sp).totals for sp in specs]
+        for k in ("ops", "flops", "bops", "params", "acts"):
+            row[k] = statistics.fmean(t[k] for t in tots)
+        row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
+        row["depths"] = "/".join(str(d) for d in specs[0].depths)
+    row["dataset_note"] = recs[0]["dataset"].get("note") if recs else None
+    return row

@@ -1,0 +1,61 @@
+"""Tests for analysis.dwr_report: table frame, Markdown/CSV table, accuracy-vs-OPs figure."""
+import pandas as pd
+import pytest
+
+from analysis import dwr_report as R
+
+pytest.importorskip("analysis.figures")
+
+
+def _rows():
+    base = {"table": "table4", "backbone": "ResNet-20", "bits": "1/1", "reproduced": True,
+            "acc_std": 0.5, "n_seeds": 2, "acc_at_best_val_mean": 40.0, "params": 2e5,
+            "acts": 1e5, "dataset_note": "JPEG-rebuilt CIFAR-10 copy", "depths": "3/3/3",
+            "widths": "16/32/64"}
+    return [{**base, "key": "fp", "method": "FP", "reshaping": "FP", "paper_acc": 90.8,
+             "acc_mean": 70.0, "ops": 4e7},
+            {**base, "key": "original", "method": "None", "reshaping": "Original",
+             "paper_acc": 85.2, "acc_mean": 41.0, "ops": 1.07e6},
+            {**base, "key": "naive_3", "method": "None", "reshaping": "Naive reshaping",
+             "paper_acc": 85.8, "acc_mean": 43.0, "ops": 1.01e6, "depths": "1/1/1"},
+            {**base, "key": "dwr_3", "method": "None", "reshaping": "Reshaping with pruning (DWR)",
+             "paper_acc": 86.0, "acc_mean": None, "ops": None, "n_seeds": 0},
+            {**base, "key": "x", "method": "IR-Net", "reshaping": "Original", "paper_acc": 86.5,
+             "acc_mean": None, "reproduced": False}]
+
+
+def test_table_frame_and_files(tmp_path):
+    df = R.table_frame(_rows())
+    assert list(df["ours"]) == ["70.00 ± 0.50", "41.00 ± 0.50", "43.00 ± 0.50", "missing", "not run"]
+    paths = R.write_table("table4", _rows(), tmp_path, "unit", "recs")
+    md = paths["md"].read_text()
+    assert "85.2" in md and "JPEG-rebuilt" in md and "not run" in md
+    assert len(pd.read_csv(paths["csv"])) == 5
+
+
+def test_accuracy_vs_ops_plots_bnn_rows_only(tmp_path):
+    paths = R.accuracy_vs_ops(_rows(), tmp_path, "unit")
+    data = pd.read_csv(paths["csv"])
+    assert list(data["key"]) == ["original", "naive_3"]  # FP, missing and not-run rows left out
+    assert set(data["group"]) == {"Original", "Naive reshaping"}
+    assert paths["pdf"].stat().st_size > 0
+
+
+def test_dataset_name_resolution(tmp_path):
+    assert R.resolve_dataset_name("auto", str(tmp_path)) == "synthetic"
+    assert R.resolve_dataset_name("cifar10") == "cifar10"
+    with pytest.raises(ValueError, match="dataset"):
+        R.resolve_dataset_name("imagenet")
+
+
+def test_orderings_sign_and_noise(tmp_path):
+    rows = _rows()
+    rows[3].update(acc_mean=44.0, acc_std=0.5, n_seeds=2)  # dwr_3
+    got = {(o["a"], o["b"]): o for o in R.orderings("table4", rows)}
+    o = got[("naive_3", "original")]
+    assert o["paper_gap"] == pytest.approx(0.6) and o["ours_gap"] == pytest.approx(2.0)
+    assert o["sign_holds"] is True and o["beyond_noise"] is True
+    assert got[("dwr_3", "naive_3")]["ours_gap"] == pytest.approx(1.0)
+    assert ("naive_1.5", "original") not in got  # a row we do not have is skipped
+    df = pd.read_csv(R.write_orderings("table4", rows, tmp_path, "unit", "r")["csv"])
+    assert len(df) == len(got)
