@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 ## make test: the default suite (CPU, a few minutes on 2 cores)
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## make test-all: default suite plus slow tests
 test-all: $(STAMP)
