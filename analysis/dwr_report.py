@@ -48,13 +48,9 @@ def _savers():
     return save_figure, save_table
 
 
-def resolve_dataset_name(dataset: str, data_root: str | None = None) -> str:
-    """'auto' -> 'cifar10' when its batches are found (root or $BNNLIB_DATA), else 'synthetic'."""
-    if dataset not in ("auto",) + bdata.DATASETS:
-        raise ValueError(f"dataset: got {dataset!r}; allowed: {('auto',) + bdata.DATASETS}")
-    if dataset != "auto":
-        return dataset
-    return "cifar10" if bdata._batch_dir(bdata.default_root(data_root)) is not None else "synthetic"
+def resolve_dataset_name(dataset: str, data_root: str | None = None, records_dir: str | None = None) -> str:
+    """'auto' -> see ``bnnlib.data.choose_dataset`` (data found, or CIFAR-10 records present)."""
+    return bdata.choose_dataset(dataset, data_root, records_dir)
 
 
 def table_frame(rows: list[dict]) -> pd.DataFrame:

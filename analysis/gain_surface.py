@@ -229,15 +229,10 @@ STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "is
               "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
 
 
-def resolve_dataset(dataset: str, data_root: str | None = None) -> str:
-    """'auto' -> 'cifar10' when its batches are under the data root, else 'synthetic'."""
-    from bnnlib.data import DATASETS, default_root
-    if dataset == "auto":
-        found = (default_root(data_root) / "cifar-10-batches-py" / "data_batch_1").is_file()
-        return "cifar10" if found else "synthetic"
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset: got {dataset!r}; allowed: 'auto' or one of {DATASETS}")
-    return dataset
+def resolve_dataset(dataset: str, data_root: str | None = None, records_dir: str | None = None) -> str:
+    """'auto' -> see ``bnnlib.data.choose_dataset`` (data found, or CIFAR-10 records present)."""
+    from bnnlib.data import choose_dataset
+    return choose_dataset(dataset, data_root, records_dir)
 
 
 def study_configs(params: dict) -> list:
@@ -250,7 +245,7 @@ def study_configs(params: dict) -> list:
                        p["stem_mult"], p["precisions"])
     train = {k: p[k] for k in TRAIN_KEYS}
     return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
-                        dataset=resolve_dataset(p["dataset"], p["data_root"]), **train)
+                        dataset=resolve_dataset(p["dataset"], p["data_root"], p["records_dir"]), **train)
 
 
 def run(params: dict, workers: int = 1) -> list[dict]:

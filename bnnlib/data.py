@@ -13,6 +13,7 @@ Selection hygiene: ``split_train_val`` carves a stratified, seeded validation se
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -269,6 +270,33 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tens
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= len(labels):
         raise ValueError(f"train_subset: got {n!r}; allowed: an int in [1, {len(labels)}]")
     return _stratified_pick(labels, n, torch.Generator().manual_seed(int(seed) + 1))
+
+
+def choose_dataset(dataset: str, data_root=None, records_dir=None) -> str:
+    """Resolve 'auto': 'cifar10' when its batches are found (argument, $BNNLIB_DATA, cache) or
+    when ``records_dir`` already holds CIFAR-10 records (so a fresh clone re-plots the committed
+    records instead of retraining on synthetic data); else 'synthetic'. Other names pass
+    through validated."""
+    if dataset != "auto":
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset: got {dataset!r}; allowed: 'auto' or one of {DATASETS}")
+        return dataset
+    if _batch_dir(default_root(data_root)) is not None:
+        return "cifar10"
+    return "cifar10" if records_dir is not None and _has_cifar_records(Path(records_dir)) else "synthetic"
+
+
+def _has_cifar_records(records_dir: Path) -> bool:
+    """True when any JSON record under ``records_dir`` was made on CIFAR-10."""
+    for f in sorted(records_dir.rglob("*.json")) if records_dir.is_dir() else ():
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        ds = rec.get("dataset") if isinstance(rec, dict) else None
+        if (ds.get("name") if isinstance(ds, dict) else ds) == "cifar10":
+            return True
+    return False
 
 
 def resolve_dataset(name: str = "cifar10", root=None, val_size: int = 5000,

@@ -1,5 +1,6 @@
 """bnnlib.data: loader on fake archives (good, corrupt, missing), splits, synthetic data, augmentation."""
 import hashlib
+import json
 import pickle
 import tarfile
 
@@ -168,3 +169,19 @@ def test_normalize_matches_formula_and_layout():
     want = (1.0 - torch.tensor(data.CIFAR_MEAN)) / torch.tensor(data.CIFAR_STD)
     assert torch.allclose(y[0, :, 0, 0], want, atol=1e-5)
     assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_choose_dataset_auto_prefers_data_then_cifar_records(tmp_path, monkeypatch):
+    from bnnlib.data import choose_dataset
+    monkeypatch.setenv("BNNLIB_DATA", str(tmp_path / "nothing-here"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    recs = tmp_path / "records"
+    assert choose_dataset("auto", records_dir=recs) == "synthetic"
+    (recs / "a").mkdir(parents=True)
+    (recs / "a" / "record.json").write_text(json.dumps({"dataset": {"name": "synthetic"}}))
+    assert choose_dataset("auto", records_dir=recs) == "synthetic"
+    (recs / "b.json").write_text(json.dumps({"dataset": {"name": "cifar10", "note": "x"}}))
+    assert choose_dataset("auto", records_dir=recs) == "cifar10"
+    assert choose_dataset("synthetic", records_dir=recs) == "synthetic"
+    with pytest.raises(ValueError, match="dataset: got 'imagenet'"):
+        choose_dataset("imagenet")

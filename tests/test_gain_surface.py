@@ -65,11 +65,15 @@ def test_runs_frame_parses_and_filters_records():
 
 def test_study_configs_from_quick_preset(tmp_path):
     params = gs._preset("quick")
-    params["data_root"] = str(tmp_path)  # no CIFAR-10 there: 'auto' falls back to synthetic
+    committed = params["records_dir"]
+    params["data_root"] = str(tmp_path)  # no CIFAR-10 there ...
+    params["records_dir"] = str(tmp_path / "records")  # ... and no records: 'auto' -> synthetic
     configs = gs.study_configs(params)
     assert len(configs) == 9 * 2 * len(params["seeds"])
     assert {c.dataset for c in configs} == {"synthetic"} and {c.eval_test for c in configs} == {"end"}
     assert len({c.tag for c in configs}) == 9
+    # The committed CIFAR-10 records make 'auto' pick cifar10 even without the data (re-plot).
+    assert gs.resolve_dataset("auto", str(tmp_path), committed) == "cifar10"
     with pytest.raises(ValueError, match="missing"):
         gs.study_configs({"backbone": "resnet20"})
     with pytest.raises(ValueError, match="dataset"):

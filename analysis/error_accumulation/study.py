@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 import bnnlib
-from bnnlib.data import default_root, normalize
+from bnnlib.data import normalize
+from bnnlib.data import choose_dataset as bnnlib_choose
 from bnnlib.data import resolve_dataset as bnnlib_dataset
 from bnnlib.models import build
 from bnnlib.spec import ResNetSpec, VGGSpec, spec_to_dict
@@ -107,19 +108,11 @@ def grid(backbones, depths, widths, binarizers, seeds, trained_epochs=(0,),
             if e == 0 or z in tb]
 
 
-def _has_cifar(root=None) -> bool:
-    """True when the CIFAR-10 python batches are under ``root`` / $BNNLIB_DATA (no download)."""
-    base = default_root(root)
-    return any((d / "data_batch_1").is_file() for d in (base / "cifar-10-batches-py", base))
-
-
-def resolve_dataset(dataset: str) -> str:
-    """'auto' -> 'cifar10' when the data is present (BNNLIB_DATA), else 'synthetic'."""
+def resolve_dataset(dataset: str, records_dir=None) -> str:
+    """'auto' -> see ``bnnlib.data.choose_dataset`` (data found, or CIFAR-10 records present)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset: got {dataset!r}; allowed: {DATASETS}")
-    if dataset == "auto":
-        return "cifar10" if _has_cifar() else "synthetic"
-    return dataset
+    return bnnlib_choose(dataset, records_dir=records_dir)
 
 
 def load_batches(dataset: str, n_batches: int, batch_size: int, seed: int = 0, root=None,
