@@ -10,10 +10,11 @@ from .instruments import (BN_MODES, SHADOW_MODES, RealArg, SmoothSign, measure, 
 from .plots import fig_init_vs_trained, make_figures
 from .report import fit_table, layers_frame, premise_table, records_frame
 from .study import (BACKBONES, BINARIZERS, config_hash, grid, load_batches, load_records,
-                    make_config, make_spec, run_config, run_study, select_records)
+                    make_config, make_spec, resolve_dataset, run_config, run_study,
+                    select_records)
 
 __all__ = ["FORMS", "fit_phi", "loo_rmse", "BN_MODES", "SHADOW_MODES", "RealArg", "SmoothSign",
            "measure", "probed_layers", "shadow_model", "smooth_model", "make_figures",
            "fit_table", "layers_frame", "premise_table", "records_frame", "BACKBONES", "BINARIZERS", "config_hash",
            "grid", "load_batches", "load_records", "make_config", "make_spec", "run_config",
-           "run_study", "select_records", "fig_init_vs_trained"]
+           "run_study", "select_records", "fig_init_vs_trained", "resolve_dataset"]
