@@ -11,8 +11,6 @@ same split the engine carves, ``bnnlib.data.split_train_val``); the test set is 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -68,11 +66,6 @@ def calibration_images(cfg: TrainConfig, n: int, seed: int):
     x = bdata.normalize(ds.x_train[torch.as_tensor(cal.indices)])
     return cal, x, {"name": ds.name, "note": ds.note, "source": "train split, validation part",
                     "val_size": cfg.val_size, "split_seed": cfg.split_seed}
-
-
-def _hash(obj) -> str:
-    s = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(s.encode()).hexdigest()[:16]
 
 
 def prune_stage(pre_cfg: TrainConfig, pre_rec: dict, records_dir: str | Path, budget: float,
@@ -156,7 +149,7 @@ def _prune_key(records_dir, pre_cfg, budget, calib_images, calib_seed, prune_kw,
         raise ValueError(f"prune_kw: got {bad}; allowed: {sorted(PRUNE_DEFAULTS)}")
     key = {"pretrain_hash": records.config_hash(pre_cfg), "budget": float(budget),
            "calib_images": calib_images, "calib_seed": calib_seed, "inherit": inherit, **kw}
-    ph = _hash(key)
+    ph = records.config_hash(key)
     return key, ph, Path(records_dir) / "prune" / f"{ph}.json"
 
 

@@ -7,19 +7,15 @@ record already exists, so a re-run only measures what is missing.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-import bnnlib
+from bnnlib import records
 from bnnlib.data import normalize
 from bnnlib.data import choose_dataset as bnnlib_choose
 from bnnlib.data import resolve_dataset as bnnlib_dataset
@@ -89,9 +85,8 @@ def make_config(backbone="resnet", blocks=3, width=16, binarizer="approx_sign", 
 
 
 def config_hash(config: dict) -> str:
-    """Stable 16-hex hash of a config (sorted-key JSON)."""
-    s = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(s.encode()).hexdigest()[:16]
+    """Stable 16-hex hash of a config: the same hash every run record uses."""
+    return records.config_hash(config)
 
 
 def grid(backbones, depths, widths, binarizers, seeds, trained_epochs=(0,),
@@ -168,14 +163,9 @@ def _model_for(config: dict, work_dir: Path, device: str = "cpu"):
 
 
 def _versions() -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "bnnlib": getattr(bnnlib, "__version__", None),
-            "git_commit": commit}
+    """Library versions plus the git commit (and dirty flag) of this checkout."""
+    git = records.git_commit()
+    return {**records.versions(), "git_commit": git["commit"], "git_dirty": git["dirty"]}
 
 
 def _write_json(path: Path, obj) -> None:
