@@ -28,7 +28,8 @@ import torch
 
 __all__ = ["CIFAR10_URL", "CIFAR10_MD5", "CIFAR_MEAN", "CIFAR_STD", "Dataset", "Splits",
            "default_root", "load_cifar10", "download_cifar10", "synthetic", "split_train_val",
-           "stratified_subset", "resolve_dataset", "augment", "normalize", "DATASETS"]
+           "stratified_subset", "resolve_dataset", "augment", "normalize", "DATASETS",
+           "downsample", "augment_pad", "name_label"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published md5 of the official archive
@@ -299,11 +300,38 @@ def _has_cifar_records(records_dir: Path) -> bool:
     return False
 
 
+def downsample(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 images average-pooled to ``resolution`` px (a divisor of their side), rounded.
+
+    The proxy regime of the ``cpu`` presets trains at 16x16: 4x fewer pixels per conv. The
+    pooling is done once on load, so every epoch sees the same low-resolution images."""
+    side = x.shape[-1]
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0 \
+            or side % resolution:
+        raise ValueError(f"resolution: got {resolution!r}; allowed: a divisor of the image "
+                         f"side {side} (e.g. 32, 16, 8)")
+    if resolution == side:
+        return x
+    k = side // resolution
+    out = torch.empty((*x.shape[:2], resolution, resolution), dtype=torch.uint8)
+    for s in range(0, len(x), 10000):  # chunks bound the float temporary
+        f = torch.nn.functional.avg_pool2d(x[s:s + 10000].float(), k)
+        out[s:s + 10000] = f.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def augment_pad(resolution: int) -> int:
+    """Crop padding: the standard 4 px at 32 px, scaled with the input side (2 px at 16)."""
+    return max(1, 4 * resolution // 32)
+
+
 def resolve_dataset(name: str = "cifar10", root=None, val_size: int = 5000,
                     train_subset: int | None = None, split_seed: int = 0, download: bool = True,
-                    synthetic_train: int = 10000, synthetic_test: int = 2000) -> Splits:
+                    synthetic_train: int = 10000, synthetic_test: int = 2000,
+                    resolution: int = 32) -> Splits:
     """Load ``name`` and split it: validation carved from train first, then the optional
-    stratified training subset drawn from what remains. Test set untouched (all of it)."""
+    stratified training subset drawn from what remains. Test set untouched (all of it).
+    ``resolution`` < 32 average-pools every image once (recorded in ``info``)."""
     if name == "cifar10":
         ds = load_cifar10(root, download=download)
     elif name == "synthetic":
@@ -316,14 +344,36 @@ def resolve_dataset(name: str = "cifar10", root=None, val_size: int = 5000,
     info = {"name": ds.name, "note": ds.note, "n_train": len(tr), "n_val": len(va),
             "n_test": len(ds.y_test), "val_size": val_size, "train_subset": train_subset,
             "split_seed": split_seed, "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), **ds.info}
-    return Splits(ds.x_train[tr], ds.y_train[tr], ds.x_train[va], ds.y_train[va],
-                  ds.x_test, ds.y_test, info)
+    x_tr, x_va, x_te = (downsample(v, resolution) for v in (ds.x_train[tr], ds.x_train[va], ds.x_test))
+    if resolution != ds.x_train.shape[-1]:  # 32-px records keep their old dataset dict
+        info.update(resolution=resolution, augment_pad=augment_pad(resolution),
+                    label=f"{name_label(ds.name)} at {resolution}x{resolution}")
+    return Splits(x_tr, ds.y_train[tr], x_va, ds.y_train[va], x_te, ds.y_test, info)
+
+
+def name_label(name: str) -> str:
+    """Display name of a dataset ('cifar10' -> 'CIFAR-10')."""
+    return {"cifar10": "CIFAR-10", "synthetic": "synthetic"}.get(name, name)
+
+
+_NORM_CONST: dict = {}
+
+
+def _norm_constants(device: torch.device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean*255, 1/(std*255)) as (1, 3, 1, 1) tensors, made once per device and dtype.
+
+    Building them per call would copy host memory to the GPU twice per step (a sync each)."""
+    key = (str(device), dtype)
+    if key not in _NORM_CONST:
+        mean = torch.tensor(CIFAR_MEAN, dtype=dtype).view(1, 3, 1, 1) * 255
+        inv = 1.0 / (torch.tensor(CIFAR_STD, dtype=dtype).view(1, 3, 1, 1) * 255)
+        _NORM_CONST[key] = (mean.to(device), inv.to(device))
+    return _NORM_CONST[key]
 
 
 def normalize(x: torch.Tensor, dtype=torch.float32, channels_last: bool = False) -> torch.Tensor:
     """uint8 images -> normalised float (ImageNet statistics, as the DWR authors)."""
-    mean = torch.tensor(CIFAR_MEAN, device=x.device, dtype=dtype).view(1, 3, 1, 1) * 255
-    inv = 1.0 / (torch.tensor(CIFAR_STD, device=x.device, dtype=dtype).view(1, 3, 1, 1) * 255)
+    mean, inv = _norm_constants(x.device, dtype)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return ((x.to(dtype) - mean) * inv).contiguous(memory_format=fmt)
 

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import records
-from .data import augment, normalize, resolve_dataset
+from .data import augment, augment_pad, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
 from .models.common import PadShortcut
-from .train import (StopTraining, _peak_memory, _quiet, build_model, cosine_lr,
+from .train import (StopTraining, _peak_memory, _quiet, build_model, schedule_lr,
                     eval_batch_size, log_epoch, resolve_device, write_record)
 from .train_config import TrainConfig, make_optimizer, resolved_hparams
 
@@ -181,13 +181,13 @@ def _epoch(sts, cfgs, ctx) -> None:
     step0 = sts[0]["step"]
     net.train()
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"packed epoch {sts[0]['epoch'] + 1}"):
-        lr = cosine_lr(ctx["lr"], step0 + i, ctx["total_steps"])
+        lr = schedule_lr(ctx["lr"], step0 + i, ctx["total_steps"], c0.lr_schedule, ctx["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
         xs, ys = [], []
         for p, g in zip(perms, gens):
             idx = p[i * bs:(i + 1) * bs]
-            xb = augment(d.x_train[idx], g) if c0.augment else d.x_train[idx]
+            xb = augment(d.x_train[idx], g, pad=augment_pad(c0.resolution)) if c0.augment else d.x_train[idx]
             xs.append(normalize(xb, channels_last=c0.channels_last))
             ys.append(d.y_train[idx])
         x, y = torch.cat(xs, 1), torch.stack(ys, 1)  # (B, K*3, H, W), (B, K)
@@ -196,7 +196,8 @@ def _epoch(sts, cfgs, ctx) -> None:
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c0.amp == "bf16"):
             logits = net(x)
         logits = logits.float().view(bs, k, -1)
-        losses = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").mean(0)  # (K,)
+        losses = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none",
+                                 label_smoothing=c0.label_smoothing).mean(0)  # (K,)
         bad = torch.where((bad < 0) & ~torch.isfinite(losses.detach()), step0 + i, bad)
         alive = bad < 0  # a diverged net leaves the loss; its NaNs stay in its own channel block
         opt.zero_grad(set_to_none=True)
@@ -255,7 +256,8 @@ def _setup(configs: list[TrainConfig], device) -> dict:
     """Shared data on the device, the K seeded models packed into one, optimizer, generators."""
     c0 = configs[0]
     d = resolve_dataset(c0.dataset, c0.data_root, c0.val_size, c0.train_subset, c0.split_seed,
-                        synthetic_train=c0.synthetic_train, synthetic_test=c0.synthetic_test).to(device)
+                        synthetic_train=c0.synthetic_train, synthetic_test=c0.synthetic_test,
+                        resolution=c0.resolution).to(device)
     h = resolved_hparams(c0)
     steps = len(d.y_train) // h["batch_size"]
     if steps == 0:
@@ -270,7 +272,7 @@ def _setup(configs: list[TrainConfig], device) -> dict:
             "models": models, "opt": make_optimizer(net, h, h["weight_decay"]), "data": d,
             "gens": [torch.Generator(device=device).manual_seed(c.seed) for c in configs],
             "bs": h["batch_size"], "k": len(configs), "quiet": _quiet(c0), "lr": h["lr"],
-            "total_steps": c0.epochs * steps}
+            "total_steps": c0.epochs * steps, "warmup": round(c0.warmup_epochs * steps)}
 
 
 def _restore(ckpt: Path, ctx: dict) -> list[dict]:

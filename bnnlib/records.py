@@ -97,8 +97,14 @@ def config_dict(config: Any) -> dict:
 
 
 def config_hash(config: Any) -> str:
-    """16-hex sha256 of the sorted-key JSON of the config, operational fields left out."""
-    d = {k: v for k, v in config_dict(config).items() if k not in HASH_EXCLUDED}
+    """16-hex sha256 of the sorted-key JSON of the config, operational fields left out.
+
+    A config class may list ``HASH_NEUTRAL_DEFAULTS`` (fields added after records existed):
+    such a field is left out while it holds that default, so older records keep their hash.
+    """
+    neutral = getattr(config, "HASH_NEUTRAL_DEFAULTS", {})
+    d = {k: v for k, v in config_dict(config).items()
+         if k not in HASH_EXCLUDED and not (k in neutral and v == neutral[k])}
     s = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(s.encode()).hexdigest()[:16]
 

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import records
-from .data import augment, normalize, resolve_dataset
+from .data import augment, augment_pad, normalize, resolve_dataset
 from .train_config import PRESETS, TrainConfig, make_optimizer, resolved_hparams
 
 __all__ = ["TrainConfig", "PRESETS", "train", "StopTraining", "build_model", "evaluate",
-           "resolve_device", "cosine_lr", "write_record", "log_epoch", "main"]
+           "resolve_device", "cosine_lr", "schedule_lr", "write_record", "log_epoch", "main"]
 
 RECORD_VERSION = 1
 
@@ -80,6 +80,17 @@ def cosine_lr(peak: float, t: int, total: int) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * t / total))
 
 
+def schedule_lr(peak: float, t: int, total: int, schedule: str = "cosine", warmup: int = 0) -> float:
+    """Learning rate at step ``t`` of ``total``: linear warm-up over ``warmup`` steps from 0,
+    then ``schedule`` ('cosine' or 'linear') from ``peak`` down to zero at ``total``."""
+    if t < warmup:
+        return peak * (t + 1) / warmup
+    t, total = t - warmup, max(total - warmup, 1)
+    if schedule == "linear":
+        return peak * max(0.0, 1.0 - t / total)
+    return cosine_lr(peak, t, total)
+
+
 def _quiet(cfg: TrainConfig) -> bool:
     """Progress bars off under CI, off when stderr is not a terminal, or when asked."""
     if cfg.progress is not None:
@@ -126,7 +137,7 @@ def _load_teacher(cfg: TrainConfig, device) -> nn.Module | None:
 
 def _loss(logits, y, teacher_logits, cfg: TrainConfig):
     """Cross-entropy, or its mix with the teacher's temperature-scaled KL divergence."""
-    ce = F.cross_entropy(logits, y)
+    ce = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
     if teacher_logits is None:
         return ce
     t = cfg.distill_temperature
@@ -149,13 +160,13 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     check = 1 if dev.type == "cpu" else 25  # loss checks sync the GPU: batch them there
     pending = []
     for i in tqdm(range(steps), disable=ctx["quiet"], leave=False, desc=f"epoch {st['epoch'] + 1}"):
-        lr = cosine_lr(ph["lr"], st["step"] - ph["step0"], ph["steps"])
+        lr = schedule_lr(ph["lr"], st["step"] - ph["step0"], ph["steps"], cfg.lr_schedule, ph["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
         idx = perm[i * bs:(i + 1) * bs]
         xb, yb = data.x_train[idx], data.y_train[idx]
         if cfg.augment:
-            xb = augment(xb, gen)
+            xb = augment(xb, gen, pad=ctx["pad"])
         xb = normalize(xb, channels_last=cfg.channels_last)
         if ctx.get("cudagraphs"):  # a new step: earlier graph outputs may be overwritten
             torch.compiler.cudagraph_mark_step_begin()
@@ -261,7 +272,7 @@ def _setup(cfg: TrainConfig, device: torch.device) -> dict:
     """Data on the device, model, optional compiled forward, generator, teacher."""
     data = resolve_dataset(cfg.dataset, cfg.data_root, cfg.val_size, cfg.train_subset,
                            cfg.split_seed, synthetic_train=cfg.synthetic_train,
-                           synthetic_test=cfg.synthetic_test).to(device)
+                           synthetic_test=cfg.synthetic_test, resolution=cfg.resolution).to(device)
     h = resolved_hparams(cfg)
     if len(data.y_train) < h["batch_size"]:
         raise ValueError(f"batch_size: got {h['batch_size']}; allowed: at most the "
@@ -273,7 +284,8 @@ def _setup(cfg: TrainConfig, device: torch.device) -> dict:
     return {"model": model, "data": data, "device": device, "h": h, "bs": h["batch_size"],
             "fwd": torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model,
             "gen": torch.Generator(device=device).manual_seed(cfg.seed), "quiet": _quiet(cfg),
-            "teacher": _load_teacher(cfg, device), "cudagraphs": cfg.compile and device.type == "cuda"}
+            "teacher": _load_teacher(cfg, device), "cudagraphs": cfg.compile and device.type == "cuda",
+            "pad": augment_pad(cfg.resolution)}
 
 
 def _restore(ckpt_path: Path, chash: str, ctx: dict, st: dict) -> tuple:
@@ -300,7 +312,8 @@ def _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash) -> tuple[float, float
         if opt_state is not None and opt_state[0] == pi:  # a new phase starts a fresh optimizer
             opt.load_state_dict(opt_state[1])
         ctx["phase"] = {"lr": h["lr"], "step0": ph["start"] * steps_per_epoch,
-                        "steps": (ph["end"] - ph["start"]) * steps_per_epoch}
+                        "steps": (ph["end"] - ph["start"]) * steps_per_epoch,
+                        "warmup": round(cfg.warmup_epochs * steps_per_epoch)}
         while st["epoch"] < ph["end"] and not st["diverged"]:
             t1 = time.perf_counter()
             _train_epoch(st, cfg, ctx)

@@ -16,7 +16,8 @@ import torch
 
 from .data import DATASETS
 
-__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "resolved_hparams",
+__all__ = ["TrainConfig", "PRESETS", "AMP_MODES", "EVAL_TEST_MODES", "LR_SCHEDULES",
+           "RESOLUTIONS", "resolved_hparams",
            "make_optimizer", "parse_args"]
 
 # The paper's recipes. lr/batch/wd of a config override these when not None.
@@ -29,7 +30,13 @@ PRESETS = {
     # linear weights only (BN and biases are not decayed).
     "imagenet_adam": {"optimizer": "adam", "lr": 1e-3, "momentum": None, "weight_decay": 1e-5,
                       "batch_size": 512, "wd_on": "weights"},
+    # CIFAR with Adam (ReActNet/Bi-Real-style BNN recipe at CIFAR batch size): lr 1e-3,
+    # wd 5e-6 on conv/linear weights only (ReActNet step 1 uses 5e-6; BN and biases undecayed).
+    "cifar_adam": {"optimizer": "adam", "lr": 1e-3, "momentum": None, "weight_decay": 5e-6,
+                   "batch_size": 128, "wd_on": "weights"},
 }
+LR_SCHEDULES = ("cosine", "linear")
+RESOLUTIONS = (32, 16, 8)  # divisors of CIFAR's 32 px: average-pooled once on load
 AMP_MODES = ("none", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EVAL_TEST_MODES = ("every_epoch", "end")
@@ -57,7 +64,11 @@ class TrainConfig:
     lr: float | None = None            # None: preset (peak lr of the cosine schedule)
     optimizer: str = "cifar_sgd"       # preset name, see PRESETS
     weight_decay: float | None = None  # None: preset
-    augment: bool = True               # random crop (pad 4) + horizontal flip
+    augment: bool = True               # random crop (pad 4 at 32 px, scaled with resolution) + flip
+    resolution: int = 32               # input side in px: 32, or 16/8 (2x2/4x4 average pool on load)
+    label_smoothing: float = 0.0       # cross-entropy label smoothing in [0, 1)
+    lr_schedule: str = "cosine"        # per-step decay to zero: "cosine" | "linear" (ReActNet)
+    warmup_epochs: float = 0.0         # linear warm-up from 0 to the peak lr (epochs, may be fractional)
     seed: int = 0                      # init, data order, augmentation
     device: str = "auto"               # "auto" | "cpu" | "cuda" | "cuda:N"
     threads: int | None = None         # torch CPU threads; None: leave torch's default
@@ -77,6 +88,11 @@ class TrainConfig:
     tag: str = ""                      # free text, part of the hash (grouping)
     progress: bool | None = None       # tqdm bars; None: only on a TTY outside CI
     stop_after_epoch: int | None = None  # testing aid: checkpoint, then raise StopTraining
+
+    # Fields added after records were committed: left out of the config hash while they hold
+    # these defaults, so every earlier record keeps its hash (bnnlib.records.config_hash).
+    HASH_NEUTRAL_DEFAULTS: typing.ClassVar[dict] = {
+        "resolution": 32, "label_smoothing": 0.0, "lr_schedule": "cosine", "warmup_epochs": 0.0}
 
     def __post_init__(self):
         """Validate types, normalise float fields, validate values."""
@@ -172,6 +188,12 @@ def _check_values(c: TrainConfig) -> None:
     _need(c.amp in AMP_MODES, "amp", c.amp, str(AMP_MODES))
     _need(c.compile_mode in COMPILE_MODES, "compile_mode", c.compile_mode, str(COMPILE_MODES))
     _need(c.eval_test in EVAL_TEST_MODES, "eval_test", c.eval_test, str(EVAL_TEST_MODES))
+    _need(c.lr_schedule in LR_SCHEDULES, "lr_schedule", c.lr_schedule, str(LR_SCHEDULES))
+    _need(c.resolution in RESOLUTIONS, "resolution", c.resolution,
+          f"{RESOLUTIONS} (a divisor of CIFAR's 32 px)")
+    _need(0.0 <= c.label_smoothing < 1.0, "label_smoothing", c.label_smoothing, "a number in [0, 1)")
+    _need(0.0 <= c.warmup_epochs < c.epochs, "warmup_epochs", c.warmup_epochs,
+          f"a number in [0, epochs={c.epochs})")
     for f in ("width_mult", "depth_div", "distill_temperature"):
         _need(getattr(c, f) > 0, f, getattr(c, f), "a number > 0")
     for f in ("epochs", "synthetic_train", "synthetic_test"):

@@ -62,7 +62,7 @@ def test_presets_and_overrides():
         ("sgd", 0.1, 0.9, 1e-4, 128)
     a = resolved_hparams(tiny(optimizer="imagenet_adam", lr=2e-3))
     assert (a["optimizer"], a["lr"], a["weight_decay"], a["batch_size"]) == ("adam", 2e-3, 1e-5, 512)
-    assert set(PRESETS) == {"cifar_sgd", "imagenet_adam"}
+    assert set(PRESETS) == {"cifar_sgd", "imagenet_adam", "cifar_adam"}
 
 
 def test_cli_flags_map_to_fields():
