@@ -125,6 +125,8 @@ class TrainConfig:
         from .models import _apply  # same override path as create_model
         from .spec import spec_from_dict
         kw = dict(self.model_kwargs or {})
+        if self.resolution != 32 and "input_size" not in kw:
+            kw["input_size"] = self.resolution  # so complexity and VGG heads see the real input
         if self.spec is not None:
             return _apply(spec_from_dict(self.spec), self.binary, self.width_mult, self.depth_div, kw)
         return get_spec(self.model, self.binary, self.width_mult, self.depth_div, **kw)

@@ -45,7 +45,11 @@ def test_resolution_reaches_data_and_record(tmp_path):
     rec = train(TrainConfig(**TINY, resolution=16), tmp_path)
     assert rec["status"] == "finished"
     assert rec["config"]["resolution"] == 16 and rec["dataset"]["resolution"] == 16
-    assert "16x16" in rec["dataset"]["label"]
+    assert "16x16" in rec["dataset"]["label"] and rec["model_spec"]["input_size"] == 16
+    full = TrainConfig(**TINY).build_spec()
+    from bnnlib.complexity import count
+    assert count(TrainConfig(**TINY, resolution=16).build_spec()).totals["flops"] < \
+        0.3 * count(full).totals["flops"]  # 4x fewer pixels: complexity counted at 16 px
 
 
 def test_new_fields_are_hash_neutral_at_defaults():
