@@ -1,0 +1,126 @@
+"""The CPU proxy regime (issue 12): which epoch count and recipe make CIFAR-10 at 16x16 converge.
+
+The ``cpu`` presets of every study train in one regime: CIFAR-10 average-pooled to 16x16 once
+on load, the full training split minus a 5,000-image validation split, batch 128, one thread
+per run. This study decides two things from run records, using validation accuracy only:
+
+- the recipe per precision: the candidates of ``learning_curves.yaml`` trained for the same
+  number of epochs, ranked by final validation accuracy;
+- the epoch count: a *budget curve*. The same recipe is trained for E in {8, 15, 30} epochs,
+  each a complete schedule (cosine to zero), and the regime takes the smallest E whose
+  converged value (mean validation accuracy of its last ``window`` epochs) is within ``tol``
+  points of the longest run's. A learning curve of one long cosine run cannot answer this on
+  its own: its accuracy rises until the learning rate reaches zero, whatever the length.
+
+Records: ``results/cpu/regime/<config_hash>/record.json`` (written by ``analysis.sweep``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.sweep import load_records, load_spec
+
+__all__ = ["SPEC", "RECORDS_DIR", "runs_frame", "curves_frame", "recipe_of", "choose_recipe",
+           "choose_epochs", "load"]
+
+SPEC = Path(__file__).resolve().parent / "learning_curves.yaml"
+RECORDS_DIR = Path(__file__).resolve().parents[2] / "results" / "cpu" / "regime"
+
+
+def recipe_of(config: dict) -> str:
+    """Short recipe label of a run: optimizer preset, schedule, label smoothing."""
+    r = config.get("optimizer", "?")
+    if config.get("lr_schedule", "cosine") != "cosine":
+        r += f"+{config['lr_schedule']}"
+    if config.get("label_smoothing"):
+        r += f"+ls{config['label_smoothing']:g}"
+    return r
+
+
+def _precision(rec: dict) -> str:
+    """'bnn' or 'fp' from the record's model spec (the config may leave binary None)."""
+    return "bnn" if (rec.get("model_spec") or {}).get("binary", rec["config"].get("binary")) else "fp"
+
+
+def runs_frame(recs: list[dict], window: int = 5) -> pd.DataFrame:
+    """One row per finished run: recipe, epochs, final / last-``window`` / best validation."""
+    rows = []
+    for r in recs:
+        if r.get("status") != "finished":
+            continue
+        c, m = r["config"], r["metrics"]
+        val = [e["val_acc"] for e in m["epochs"]]
+        rows.append({"precision": _precision(r), "recipe": recipe_of(c), "epochs": c["epochs"],
+                     "seed": r["seed"], "final_val": val[-1],
+                     f"last{window}_val": float(np.mean(val[-window:])),
+                     "best_val": m["best_val_acc"], "final_test": m["final_test_acc"],
+                     "test_at_best_val": m["test_acc_at_best_val"],
+                     "s_per_epoch": float(np.mean([e["time_s"] for e in m["epochs"]])),
+                     "config_hash": r["config_hash"]})
+    df = pd.DataFrame(rows)
+    return df.sort_values(["precision", "recipe", "epochs", "seed"], ignore_index=True) if len(df) else df
+
+
+def curves_frame(recs: list[dict]) -> pd.DataFrame:
+    """Per-epoch validation/test accuracy and training loss of every finished run (long format)."""
+    rows = []
+    for r in recs:
+        if r.get("status") != "finished":
+            continue
+        for e in r["metrics"]["epochs"]:
+            rows.append({"precision": _precision(r), "recipe": recipe_of(r["config"]),
+                         "epochs": r["config"]["epochs"], "seed": r["seed"], "epoch": e["epoch"],
+                         "val_acc": e["val_acc"], "test_acc": e["test_acc"],
+                         "train_loss": e["train_loss"], "lr": e["lr"]})
+    return pd.DataFrame(rows)
+
+
+def choose_recipe(runs: pd.DataFrame, epochs: int) -> pd.DataFrame:
+    """Per precision, the candidate recipes trained for ``epochs``, best final validation first."""
+    sub = runs[runs["epochs"] == epochs]
+    g = (sub.groupby(["precision", "recipe"], as_index=False)
+         .agg(final_val=("final_val", "mean"), n=("seed", "size")))
+    g = g.sort_values(["precision", "final_val"], ascending=[True, False], ignore_index=True)
+    g["chosen"] = ~g.duplicated("precision")
+    return g
+
+
+def choose_epochs(runs: pd.DataFrame, recipes: dict[str, str], tol: float = 0.5,
+                  window: int = 5) -> pd.DataFrame:
+    """Budget curve per precision for its recipe: the smallest E within ``tol`` of the longest.
+
+    ``converged`` is the mean validation accuracy of a run's last ``window`` epochs (its final
+    plateau under the cosine schedule); ``gap`` is the longest run's value minus it."""
+    col = f"last{window}_val"
+    out = []
+    for prec, recipe in sorted(recipes.items()):
+        sub = runs[(runs["precision"] == prec) & (runs["recipe"] == recipe)]
+        if sub.empty:
+            continue
+        aggs = {"converged": (col, "mean"), "final_val": ("final_val", "mean"), "n": ("seed", "size")}
+        if "final_test" in sub:  # reported beside the choice, never used for it
+            aggs["final_test"] = ("final_test", "mean")
+        curve = sub.groupby("epochs", as_index=False).agg(**aggs)
+        ref = float(curve.loc[curve["epochs"].idxmax(), "converged"])
+        curve["gap"] = ref - curve["converged"]
+        ok = curve[curve["gap"] <= tol]
+        pick = int(ok["epochs"].min())
+        curve.insert(0, "recipe", recipe)
+        curve.insert(0, "precision", prec)
+        curve["within_tol"] = curve["gap"] <= tol
+        curve["chosen"] = curve["epochs"] == pick
+        curve["longest_only"] = len(curve) == 1 or pick == int(curve["epochs"].max())
+        out.append(curve)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def load(records_dir: str | Path | None = None) -> tuple[list[dict], list]:
+    """(records of the regime sweep, its configs) from ``records_dir`` (default: the cpu one)."""
+    _, configs, default_dir = load_spec(SPEC)
+    rdir = Path(records_dir) if records_dir is not None else default_dir
+    from analysis.sweep import config_hash
+    wanted = {config_hash(c) for c in configs}
+    return [r for r in load_records(rdir) if r.get("config_hash") in wanted], configs

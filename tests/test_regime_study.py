@@ -1,0 +1,34 @@
+"""analysis.regime: recipe choice and the budget-curve rule on hand-made runs."""
+import pandas as pd
+import pytest
+
+from analysis.regime import choose_epochs, choose_recipe, recipe_of
+
+
+def _runs(rows):
+    return pd.DataFrame([dict(zip(("precision", "recipe", "epochs", "seed", "final_val", "last5_val"), r))
+                         for r in rows])
+
+
+def test_recipe_label():
+    assert recipe_of({"optimizer": "cifar_sgd"}) == "cifar_sgd"
+    assert recipe_of({"optimizer": "cifar_adam", "label_smoothing": 0.1}) == "cifar_adam+ls0.1"
+    assert recipe_of({"optimizer": "cifar_adam", "lr_schedule": "linear"}) == "cifar_adam+linear"
+
+
+def test_recipe_choice_uses_validation_at_one_length():
+    runs = _runs([("bnn", "a", 15, 0, 60.0, 59.5), ("bnn", "b", 15, 0, 62.0, 61.0),
+                  ("bnn", "b", 30, 0, 99.0, 99.0), ("fp", "a", 15, 0, 80.0, 79.0)])
+    r = choose_recipe(runs, 15)
+    assert dict(r.loc[r["chosen"], ["precision", "recipe"]].values) == {"bnn": "b", "fp": "a"}
+
+
+@pytest.mark.parametrize("vals, tol, pick", [((70.0, 74.6, 75.0), 0.5, 15),
+                                             ((70.0, 74.4, 75.0), 0.5, 30),
+                                             ((74.8, 74.9, 75.0), 0.5, 8),
+                                             ((70.0, 74.4, 75.0), 1.0, 15)])
+def test_budget_rule_picks_smallest_within_tol(vals, tol, pick):
+    runs = _runs([("fp", "sgd", e, 0, v, v) for e, v in zip((8, 15, 30), vals)])
+    b = choose_epochs(runs, {"fp": "sgd"}, tol=tol)
+    assert int(b.loc[b["chosen"], "epochs"].iloc[0]) == pick
+    assert b["gap"].iloc[-1] == 0.0
