@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import records
+from . import records, runtime
 from .data import augment, augment_pad, normalize, resolve_dataset
 from .binarizers import RSign
 from .layers import BinaryLinear, LearnableBias, RPReLU
@@ -150,7 +150,7 @@ def _check_packable(configs: list[TrainConfig]) -> None:
         raise ValueError(f"teacher_model: got {c.teacher_model!r}; allowed in packed mode: None")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: it breaks a CUDA-graph-captured (compiled) module
 def _evaluate(net, x, y, k, cfg) -> list[float | None]:
     """Per-net top-1 accuracy (%) over all of x."""
     if len(y) == 0:
@@ -225,6 +225,7 @@ def train_packed(configs: list[TrainConfig], out_dirs: list, checkpoint: str | N
     if c0.threads is not None:
         torch.set_num_threads(c0.threads)
     device = resolve_device(c0.device)
+    runtime.apply_determinism(c0.deterministic)
     git = records.git_commit()
     t0 = time.perf_counter()
     ctx = _setup(configs, device)
@@ -268,6 +269,8 @@ def _setup(configs: list[TrainConfig], device) -> dict:
     net = pack_models(models).to(device, memory_format=fmt)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    if c0.compile:  # a fresh dynamo per pack: earlier models of this process must not count
+        runtime.reset_compiler()
     return {"plain": net, "net": torch.compile(net, mode=c0.compile_mode) if c0.compile else net,
             "models": models, "opt": make_optimizer(net, h, h["weight_decay"]), "data": d,
             "gens": [torch.Generator(device=device).manual_seed(c.seed) for c in configs],

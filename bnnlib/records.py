@@ -28,7 +28,7 @@ __all__ = ["write_json_atomic", "read_json", "config_hash", "config_dict", "vers
 # Operational fields: they change where/how a run executes, not what it computes, so two
 # configs differing only here are the same experiment (and share one records folder).
 HASH_EXCLUDED = frozenset({"device", "threads", "data_root", "save_weights", "progress",
-                           "stop_after_epoch", "eval_batch_size"})
+                           "stop_after_epoch", "eval_batch_size", "workers", "ddp_check_every"})
 
 
 def jsonable(obj: Any) -> Any:
@@ -147,14 +147,18 @@ def _cpu_name() -> str:
 
 
 def device_info(device: str | torch.device = "cpu") -> dict:
-    """What ran the job: device type/name, torch threads, CPU count."""
+    """What ran the job: device type/name, torch threads, CPU count, and the backend settings
+    the numbers depend on (cuDNN version, TF32, determinism; ``bnnlib.runtime.backend_flags``)."""
+    from .runtime import backend_flags
     dev = torch.device(device)
     out = {"type": dev.type, "threads": torch.get_num_threads(), "cpu": _cpu_name(),
-           "cpu_count": os.cpu_count()}
+           "cpu_count": os.cpu_count(), "backends": backend_flags()}
     if dev.type == "cuda":
         idx = dev.index if dev.index is not None else torch.cuda.current_device()
         out["name"] = torch.cuda.get_device_name(idx)
         out["cuda"] = torch.version.cuda
+        out["capability"] = list(torch.cuda.get_device_capability(idx))
+        out["visible_gpus"] = torch.cuda.device_count()
     else:
         out["name"] = out["cpu"]
     return out
@@ -198,13 +202,19 @@ def rng_state(gen: torch.Generator) -> dict:
 
 
 def set_rng_state(st: dict, gen: torch.Generator) -> None:
-    """Inverse of ``rng_state``."""
+    """Inverse of ``rng_state``, whatever the number of GPUs visible now.
+
+    The trainer draws its data order and augmentation from its own generator (``gen``, saved
+    whole); the global CUDA states are restored for the devices that exist now and the rest
+    are dropped, so a checkpoint saved with 8 visible GPUs resumes on 1 (or on CPU).
+    """
     torch.set_rng_state(st["torch"])
     gen.set_state(st["gen"])
     np.random.set_state(st["numpy"])
     random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+    if st.get("cuda") and torch.cuda.is_available():
+        for i, s in enumerate(st["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)
 
 
 def python_info() -> dict:

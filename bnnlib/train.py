@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import records
+from . import records, runtime
 from .data import augment, augment_pad, normalize, resolve_dataset
 from .train_config import PRESETS, TrainConfig, make_optimizer, resolved_hparams
+from . import distributed as ddp
+from .sources import TensorSource, make_source
 
 __all__ = ["TrainConfig", "PRESETS", "train", "StopTraining", "build_model", "evaluate",
            "resolve_device", "cosine_lr", "schedule_lr", "write_record", "log_epoch", "main"]
@@ -103,7 +105,7 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: its tensors break a CUDA-graph-captured (compiled) module
 def evaluate(fwd, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device) -> float | None:
     """Top-1 accuracy (%) over ALL of x (no dropped batch); None when x is empty."""
     if len(y) == 0:
@@ -123,6 +125,28 @@ def evaluate(fwd, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device) ->
 def eval_batch_size(cfg: TrainConfig, device) -> int:
     """Inference batch: small on CPU, where 100-image batches stay in cache (2x faster than 1000)."""
     return cfg.eval_batch_size or (1000 if torch.device(device).type == "cuda" else 100)
+
+
+@torch.no_grad()
+def evaluate_split(ctx: dict, cfg: TrainConfig, split: str) -> float | None:
+    """Top-1 accuracy (%) on 'val' or 'test' of ``ctx['source']``: each rank scores its
+    unpadded shard and (correct, count) are summed over ranks, so every image counts once."""
+    src, dev, env = ctx["source"], ctx["device"], ctx["dist"]
+    n = src.eval_count(split)
+    if n == 0:
+        return None
+    fwd = ctx["eval_fwd"]
+    fwd.eval()
+    tot = torch.zeros(2, dtype=torch.long, device=dev)
+    for xb, yb in src.eval_batches(split, eval_batch_size(cfg, dev)):
+        with _autocast(cfg, dev):
+            out = fwd(xb)
+        tot[0] += (out.argmax(1) == yb).sum()
+        tot[1] += len(yb)
+    ddp.all_sum(tot, env)
+    if int(tot[1]) != n:
+        raise RuntimeError(f"evaluation scored {int(tot[1])} of the {n} {split} images")
+    return 100.0 * int(tot[0]) / n
 
 
 def _load_teacher(cfg: TrainConfig, device) -> nn.Module | None:
@@ -149,11 +173,12 @@ def _loss(logits, y, teacher_logits, cfg: TrainConfig):
 def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     """One epoch in place on ``st``; sets st['diverged'] on the first non-finite loss."""
     from tqdm.auto import tqdm
-    fwd, opt, gen, data = ctx["fwd"], ctx["opt"], ctx["gen"], ctx["data"]
+    fwd, opt, gen = ctx["fwd"], ctx["opt"], ctx["gen"]
     dev, bs, ph = ctx["device"], ctx["bs"], ctx["phase"]
-    n = len(data.y_train)
-    steps = n // bs  # the incomplete last batch is dropped in training only (reshuffled each epoch)
-    perm = torch.randperm(n, generator=gen, device=gen.device)
+    src = ctx.get("source") or TensorSource(ctx["data"], bs, cfg, pad=ctx.get("pad"))
+    env = ctx.get("dist") or ddp.DistEnv()
+    steps = src.steps_per_epoch  # the incomplete last batch is dropped in training only (reshuffled each epoch)
+    batches = src.train_batches(st["epoch"], gen)  # this rank's share of each global batch
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
     fwd.train()  # the compiled wrapper too, so its flag matches the module it wraps
@@ -163,11 +188,7 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
         lr = schedule_lr(ph["lr"], st["step"] - ph["step0"], ph["steps"], cfg.lr_schedule, ph["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = perm[i * bs:(i + 1) * bs]
-        xb, yb = data.x_train[idx], data.y_train[idx]
-        if cfg.augment:
-            xb = augment(xb, gen, pad=ctx["pad"])
-        xb = normalize(xb, channels_last=cfg.channels_last)
+        xb, yb = next(batches)
         if ctx.get("cudagraphs"):  # a new step: earlier graph outputs may be overwritten
             torch.compiler.cudagraph_mark_step_begin()
         with _autocast(cfg, dev):
@@ -181,15 +202,21 @@ def _train_epoch(st: dict, cfg: TrainConfig, ctx: dict) -> None:
         loss.backward()
         opt.step()
         st["step"] += 1
+        if env.enabled and cfg.ddp_check_every and st["step"] % cfg.ddp_check_every == 0:
+            ddp.check_in_sync(ctx["model"], env)  # raises unless every rank holds rank 0's weights
+            ctx["sync_checks"] += 1
         loss_sum += loss.detach()
         correct += (logits.argmax(1) == yb).sum()
         pending.append(loss.detach())
         if len(pending) >= check or i == steps - 1:
-            ok = torch.isfinite(torch.stack(pending)).tolist()
+            ok = ddp.all_ok(torch.isfinite(torch.stack(pending)), env).tolist()  # all ranks agree
             if not all(ok):
                 st["diverged"] = {"epoch": st["epoch"] + 1, "step": st["step"] - len(ok) + ok.index(False)}
                 return
             pending = []
+    if env.enabled:  # per-rank sums -> mean loss over ranks, correct over every rank's images
+        loss_sum = ddp.all_sum(loss_sum.clone(), env) / env.world_size
+        correct = ddp.all_sum(correct.clone(), env)
     st["last_lr"] = lr
     st["train_loss"] = float(loss_sum) / max(steps, 1)
     st["train_acc"] = 100.0 * int(correct) / max(steps * bs, 1)
@@ -245,15 +272,20 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
             return old
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    env, rank_device = ddp.init(cfg.device)  # torchrun / SLURM environment, else one process
+    device = rank_device or resolve_device(cfg.device)
+    runtime.apply_determinism(cfg.deterministic)
     git = records.git_commit()  # the code that runs is the code at start
     t0 = time.perf_counter()
-    ctx = _setup(cfg, device)
+    ctx = _setup(cfg, device, env)
     t_data = time.perf_counter() - t0
     st = {"epoch": 0, "step": 0, "history": [], "best": None, "diverged": None, "best_state": None}
     opt_state = _restore(ckpt_path, chash, ctx, st) if resume and ckpt_path.is_file() else None
     step_start = st["step"]  # timings cover this process only
-    t_train, t_eval = _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash)
+    try:
+        t_train, t_eval = _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash)
+    except RuntimeError as exc:  # deterministic=True on an op PyTorch cannot run deterministically
+        raise (runtime.determinism_error(exc) or exc) from exc
     if cfg.eval_test == "end" and not st["diverged"]:
         _fill_test_at_end(st, cfg, ctx)
     n_steps = st["step"] - step_start
@@ -261,28 +293,38 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
                "eval_s": t_eval, "steps": st["step"], "step_time_s": t_train / max(n_steps, 1),
                "images_per_s": n_steps * ctx["bs"] / t_train if t_train else None,
                "resumed": step_start > 0, **_peak_memory(device)}
-    model = ctx["model"]
-    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    rec = write_record(cfg, out, st, ctx["data"].info, sd, model.spec, device, timings, git)
-    ckpt_path.unlink(missing_ok=True)
+    ranks = ddp.rank_stats(env, n_steps * ctx["bs"] / env.world_size / t_train if t_train else None)
+    extra = {"distributed": ddp.record_info(env, ranks, cfg.sync_bn, ctx["sync_checks"])}
+    model, rec = ctx["model"], None
+    if env.is_main:  # one writer; the other ranks return None
+        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        rec = write_record(cfg, out, st, ctx["source"].info, sd, model.spec, device, timings, git,
+                           extra=extra)
+        ckpt_path.unlink(missing_ok=True)
+    ddp.barrier(env)
+    env.close()
     return rec
 
 
-def _setup(cfg: TrainConfig, device: torch.device) -> dict:
-    """Data on the device, model, optional compiled forward, generator, teacher."""
-    data = resolve_dataset(cfg.dataset, cfg.data_root, cfg.val_size, cfg.train_subset,
-                           cfg.split_seed, synthetic_train=cfg.synthetic_train,
-                           synthetic_test=cfg.synthetic_test, resolution=cfg.resolution).to(device)
+def _setup(cfg: TrainConfig, device: torch.device, env: ddp.DistEnv | None = None) -> dict:
+    """Data source for this rank, model (DDP-wrapped when data-parallel), optional compiled
+    forward, generator, teacher."""
+    env = env or ddp.DistEnv()
     h = resolved_hparams(cfg)
-    if len(data.y_train) < h["batch_size"]:
-        raise ValueError(f"batch_size: got {h['batch_size']}; allowed: at most the "
-                         f"{len(data.y_train)} training images")
+    source = make_source(cfg, h["batch_size"], device, env)
     fmt = torch.channels_last if cfg.channels_last else torch.preserve_format
     model = build_model(cfg).to(device, memory_format=fmt)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    return {"model": model, "data": data, "device": device, "h": h, "bs": h["batch_size"],
-            "fwd": torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model,
+    if cfg.compile:  # a fresh dynamo per run: earlier models of this process must not count
+        runtime.reset_compiler()
+    net = ddp.wrap_model(model, env, device, cfg.sync_bn)
+    fwd = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
+    # evaluation runs on the plain module: shards differ in length, so no collectives inside
+    eval_fwd = fwd if not env.enabled else torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+    return {"model": model, "data": getattr(source, "data", None), "source": source, "dist": env,
+            "device": device, "h": h, "bs": h["batch_size"], "fwd": fwd, "eval_fwd": eval_fwd,
+            "sync_checks": 0,
             "gen": torch.Generator(device=device).manual_seed(cfg.seed), "quiet": _quiet(cfg),
             "teacher": _load_teacher(cfg, device), "cudagraphs": cfg.compile and device.type == "cuda",
             "pad": augment_pad(cfg.resolution)}
@@ -302,7 +344,7 @@ def _restore(ckpt_path: Path, chash: str, ctx: dict, st: dict) -> tuple:
 def _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash) -> tuple[float, float]:
     """All remaining epochs, phase by phase, checkpointing each epoch; (train_s, eval_s)."""
     model, h, saved_bin = ctx["model"], ctx["h"], {}
-    steps_per_epoch = len(ctx["data"].y_train) // ctx["bs"]
+    steps_per_epoch = ctx["source"].steps_per_epoch
     t_train = t_eval = 0.0
     for pi, ph in enumerate(_phases(cfg, h["weight_decay"])):
         if st["epoch"] >= ph["end"] or st["diverged"]:
@@ -324,9 +366,11 @@ def _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash) -> tuple[float, float
             _end_epoch(st, cfg, ctx, t2 - t1)
             t_eval += time.perf_counter() - t2
             st["epoch"] += 1
-            records.save_atomic({"config_hash": chash, "model": model.state_dict(), "phase": pi,
-                                 "optimizer": opt.state_dict(), "state": st,
-                                 "rng": records.rng_state(ctx["gen"])}, ckpt_path)
+            if ctx["dist"].is_main:  # one writer; every rank resumes from this file
+                records.save_atomic({"config_hash": chash, "model": model.state_dict(), "phase": pi,
+                                     "optimizer": opt.state_dict(), "state": st,
+                                     "rng": records.rng_state(ctx["gen"])}, ckpt_path)
+            ddp.barrier(ctx["dist"])  # no rank stops before the checkpoint is on disk
             if cfg.stop_after_epoch == st["epoch"]:
                 raise StopTraining(f"stopped after epoch {st['epoch']} (stop_after_epoch)")
     _set_real_weights(model, False, saved_bin)
@@ -334,7 +378,7 @@ def _run_phases(cfg, st, ctx, opt_state, ckpt_path, chash) -> tuple[float, float
 
 
 def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dict, spec,
-                 device, timings: dict, git: dict | None = None) -> dict:
+                 device, timings: dict, git: dict | None = None, extra: dict | None = None) -> dict:
     """Assemble the run record (and weights.pt when asked), write it atomically, return it."""
     from .spec import spec_to_dict
     if cfg.save_weights:
@@ -348,7 +392,7 @@ def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dic
            "git_commit": git["commit"], "git_dirty": git["dirty"], "device": records.device_info(device),
            "weights_sha256": records.weights_sha256(sd),
            "weights_file": "weights.pt" if cfg.save_weights else None,
-           "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(extra or {})}
     rec = records.jsonable(rec)  # return exactly what is on disk (lists, not tuples)
     records.write_json_atomic(out / "record.json", rec)
     return rec
@@ -356,10 +400,13 @@ def write_record(cfg: TrainConfig, out: Path, st: dict, data_info: dict, sd: dic
 
 def _end_epoch(st: dict, cfg: TrainConfig, ctx: dict, epoch_s: float) -> None:
     """Validation (+ test) accuracy, then the epoch's history entry."""
-    d, fwd, dev = ctx["data"], ctx["fwd"], ctx["device"]
-    val = evaluate(fwd, d.x_val, d.y_val, cfg, dev)
+    env = ctx["dist"]
+    ddp.broadcast_buffers(ctx["model"], env)  # rank 0's BN running statistics on every rank
+    ddp.check_in_sync(ctx["model"], env, buffers=True)
+    ctx["sync_checks"] += env.enabled
+    val = evaluate_split(ctx, cfg, "val")
     last = st["epoch"] + 1 == cfg.epochs
-    test = evaluate(fwd, d.x_test, d.y_test, cfg, dev) if cfg.eval_test == "every_epoch" or last else None
+    test = evaluate_split(ctx, cfg, "test") if cfg.eval_test == "every_epoch" or last else None
     log_epoch(st, cfg, val, test, epoch_s, ctx["model"].state_dict)
 
 
@@ -383,7 +430,7 @@ def _fill_test_at_end(st: dict, cfg: TrainConfig, ctx: dict) -> None:
     model = ctx["model"]
     final = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(st["best_state"])
-    best["test_acc"] = evaluate(ctx["fwd"], ctx["data"].x_test, ctx["data"].y_test, cfg, ctx["device"])
+    best["test_acc"] = evaluate_split(ctx, cfg, "test")
     st["history"][best["epoch"] - 1]["test_acc"] = best["test_acc"]
     model.load_state_dict(final)
 
@@ -391,8 +438,14 @@ def _fill_test_at_end(st: dict, cfg: TrainConfig, ctx: dict) -> None:
 def main(argv=None) -> int:
     """CLI: train one run, write its record into --out; exit 0 finished, 3 diverged."""
     from .train_config import parse_args
-    cfg, out, resume = parse_args(argv)
-    rec = train(cfg, out, resume=resume)
+    try:
+        cfg, out, resume = parse_args(argv)
+        rec = train(cfg, out, resume=resume)
+    except ValueError as e:  # bad flags, data or world size: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if rec is None:  # a data-parallel rank other than 0: rank 0 reports
+        return 0
     m = rec["metrics"]
     print(f"{rec['status']}: final test {m['final_test_acc']} %, best val {m['best_val_acc']} % "
           f"(epoch {m['best_epoch']}, test there {m['test_acc_at_best_val']} %), "

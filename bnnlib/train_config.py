@@ -76,6 +76,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False              # torch.compile the model
     compile_mode: str = "default"      # "reduce-overhead": CUDA graphs on a GPU
+    deterministic: bool = False        # cuDNN deterministic, no TF32, deterministic algorithms
     eval_batch_size: int | None = None  # None: 100 on CPU (cache-friendly), 1000 on CUDA
     eval_test: str = "every_epoch"     # "end": test only at the last and the best-val epoch
     two_step: bool = False             # step 1 real weights + binary acts, step 2 all binary
@@ -88,11 +89,18 @@ class TrainConfig:
     tag: str = ""                      # free text, part of the hash (grouping)
     progress: bool | None = None       # tqdm bars; None: only on a TTY outside CI
     stop_after_epoch: int | None = None  # testing aid: checkpoint, then raise StopTraining
+    image_size: int = 224              # ImageNet crop side (eval: short side to size*256/224, centre crop)
+    lighting: float = 0.0              # ImageNet PCA lighting noise std (ReActNet: 0.1)
+    workers: int = 8                   # ImageNet DataLoader worker processes per rank
+    sync_bn: bool = False              # data-parallel: SyncBatchNorm over ranks (CUDA only)
+    ddp_check_every: int = 0           # data-parallel: compare weights across ranks every N steps (0: each epoch)
 
     # Fields added after records were committed: left out of the config hash while they hold
     # these defaults, so every earlier record keeps its hash (bnnlib.records.config_hash).
     HASH_NEUTRAL_DEFAULTS: typing.ClassVar[dict] = {
-        "resolution": 32, "label_smoothing": 0.0, "lr_schedule": "cosine", "warmup_epochs": 0.0}
+        "image_size": 224, "lighting": 0.0, "workers": 8, "sync_bn": False, "ddp_check_every": 0,
+        "resolution": 32, "label_smoothing": 0.0, "lr_schedule": "cosine", "warmup_epochs": 0.0,
+        "deterministic": False}
 
     def __post_init__(self):
         """Validate types, normalise float fields, validate values."""
@@ -127,6 +135,8 @@ class TrainConfig:
         kw = dict(self.model_kwargs or {})
         if self.resolution != 32 and "input_size" not in kw:
             kw["input_size"] = self.resolution  # so complexity and VGG heads see the real input
+        if self.dataset == "imagenet" and "input_size" not in kw:
+            kw["input_size"] = self.image_size
         if self.spec is not None:
             return _apply(spec_from_dict(self.spec), self.binary, self.width_mult, self.depth_div, kw)
         return get_spec(self.model, self.binary, self.width_mult, self.depth_div, **kw)
@@ -185,7 +195,13 @@ def _check_values(c: TrainConfig) -> None:
     """Ranges, choices and cross-field rules; builds the spec to validate it."""
     from .models import list_models
     _need(c.model in list_models(), "model", c.model, str(list_models()))
-    _need(c.dataset in DATASETS, "dataset", c.dataset, str(DATASETS))
+    _need(c.dataset in DATASETS + ("imagenet",), "dataset", c.dataset, str(DATASETS + ("imagenet",)))
+    if c.dataset == "imagenet":
+        _need(c.resolution == 32, "resolution", c.resolution, "32 (CIFAR only; ImageNet uses image_size)")
+    for f in ("workers", "ddp_check_every"):
+        _need(getattr(c, f) >= 0, f, getattr(c, f), "an int >= 0")
+    _need(c.image_size >= 8, "image_size", c.image_size, "an int >= 8")
+    _need(c.lighting >= 0, "lighting", c.lighting, "a number >= 0")
     _need(c.optimizer in PRESETS, "optimizer", c.optimizer, str(tuple(PRESETS)))
     _need(c.amp in AMP_MODES, "amp", c.amp, str(AMP_MODES))
     _need(c.compile_mode in COMPILE_MODES, "compile_mode", c.compile_mode, str(COMPILE_MODES))

@@ -6,7 +6,7 @@ from bnnlib import packed
 from bnnlib.models import create_model
 from bnnlib.train import TrainConfig, train
 
-TINY = dict(model="resnet20", width_mult=0.25, depth_div=3, dataset="synthetic",
+TINY = dict(model="resnet20", width_mult=0.25, depth_div=3, dataset="synthetic", device="cpu",
             synthetic_train=288, synthetic_test=60, val_size=32, batch_size=64, epochs=2,
             threads=1)
 

@@ -7,7 +7,7 @@ import torch
 from bnnlib import records
 from bnnlib.train import StopTraining, TrainConfig, _set_real_weights, build_model, main, train
 
-TINY = dict(model="resnet20", width_mult=0.25, depth_div=3, dataset="synthetic",
+TINY = dict(model="resnet20", width_mult=0.25, depth_div=3, dataset="synthetic", device="cpu",
             synthetic_train=352, synthetic_test=90, val_size=96, batch_size=64, epochs=2,
             threads=1, seed=0)
 
