@@ -6,14 +6,22 @@ A config that raises is recorded as ``status: failed`` with its traceback and th
 on; failed runs are retried on the next invocation.
 
 Executors:
-- ``local``: ``workers`` processes on this machine (1: in this process). Give each process its
-  share of the cores with ``threads`` in the configs (2 workers x 1 thread on 2 cores).
+- ``local``: ``workers`` processes on this machine (1: in this process). With CUDA, one
+  spawned worker per visible GPU by default, each pinned to its own GPU through
+  ``CUDA_VISIBLE_DEVICES`` (``executor_options: {devices: ["0", "1"]}`` picks them). On CPU,
+  give each process its share of the cores with ``threads`` (2 workers x 1 thread on 2 cores).
 - ``packed``: same-shape runs trained K at a time in one vectorised step (``bnnlib.packed``),
   the way to fill a GPU with small nets.
 - ``submitit``: one SLURM array task per run (``pip install bnn-dwr[cluster]``); runs are
   requeued on preemption and resume from their last epoch checkpoint. ``executor_options``
-  go to ``AutoExecutor.update_parameters`` (e.g. ``slurm_partition``, ``gpus_per_node``,
-  ``timeout_min``); ``cluster: debug`` runs the tasks in-process (what the test uses).
+  (or the CLI flags) ``gpus_per_node`` (default 1 unless the configs say ``device: cpu``),
+  ``timeout_min``, ``partition``, ``requeue`` (how many timeouts are requeued; 0: none),
+  ``cpus_per_task``, ``mem_gb``, ``array_parallelism``; any other ``slurm_*`` key goes to
+  ``AutoExecutor.update_parameters`` as is (``submitit_request``). ``cluster: debug`` runs
+  the tasks in-process (what the test uses).
+
+``shard="k/N"`` (``--shard k/N``, 0 <= k < N) runs only every N-th distinct config starting
+at the k-th: N machines given 0/N ... N-1/N together run the whole grid, each run exactly once.
 
 YAML spec (``python -m analysis.sweep run SPEC.yaml``)::
 
@@ -28,15 +36,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from analysis.pool import local_pool, pinned
 from bnnlib import records
 from bnnlib.train_config import TrainConfig
 
 __all__ = ["run_sweep", "load_records", "config_hash", "expand", "load_spec", "status",
-           "records_table", "EXECUTORS", "DONE", "main"]
+           "records_table", "EXECUTORS", "DONE", "main", "parse_shard", "select_shard",
+           "local_devices", "local_pool", "submitit_request"]
 
 EXECUTORS = ("local", "packed", "submitit")
 DONE = ("finished", "diverged")
@@ -66,6 +76,8 @@ def _done_record(run_dir: Path) -> dict | None:
 def run_one(config: dict, run_dir: str) -> dict:
     """Train one config in ``run_dir`` (resuming); a raised error becomes a 'failed' record."""
     from bnnlib.train import train
+    if pinned() is not None and str(config.get("device", "auto")).startswith(("auto", "cuda")):
+        config = {**config, "device": "auto"}  # this worker sees only its own GPU
     cfg = TrainConfig.from_dict(config)
     try:
         return train(cfg, run_dir, resume=True)
@@ -75,14 +87,43 @@ def run_one(config: dict, run_dir: str) -> dict:
         return rec
 
 
-def run_sweep(configs, records_dir, executor: str = "local", workers: int = 1,
-              executor_options: dict | None = None) -> list[dict]:
-    """Run every config not yet done; return all records in the order of ``configs``."""
+def parse_shard(shard: str | tuple | None) -> tuple[int, int] | None:
+    """'k/N' (or (k, N)) -> (k, N) with 0 <= k < N; None stays None."""
+    if shard is None:
+        return None
+    try:
+        k, n = (int(v) for v in (shard.split("/") if isinstance(shard, str) else shard))
+        ok = 0 <= k < n
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"shard: got {shard!r}; allowed: 'k/N' with integers 0 <= k < N")
+    return k, n
+
+
+def select_shard(configs, shard) -> list[TrainConfig]:
+    """The configs of shard k/N: distinct configs (by hash, first occurrence order) whose
+    position is k modulo N. The N shards partition the distinct configs exactly."""
+    cfgs = [_as_config(c) for c in configs]
+    k, n = parse_shard(shard)
+    seen = {}
+    for c in cfgs:
+        seen.setdefault(config_hash(c), c)
+    return [c for i, c in enumerate(seen.values()) if i % n == k]
+
+
+def run_sweep(configs, records_dir, executor: str = "local", workers: int | None = None,
+              executor_options: dict | None = None, shard: str | None = None) -> list[dict]:
+    """Run every config not yet done; return all records in the order of ``configs`` (with
+    ``shard``: the records of that shard's configs only). ``workers`` None: one per visible
+    GPU for CUDA configs on the local executor, else 1."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor: got {executor!r}; allowed: {EXECUTORS}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers: got {workers!r}; allowed: an int >= 1")
     cfgs = [_as_config(c) for c in configs]
+    if shard is not None:
+        cfgs = select_shard(cfgs, shard)
     root = Path(records_dir)
     dirs = [root / config_hash(c) for c in cfgs]
     todo = {}
@@ -92,7 +133,11 @@ def run_sweep(configs, records_dir, executor: str = "local", workers: int = 1,
     if todo:
         jobs = [(records.config_dict(c), d) for d, c in todo.items()]
         if executor == "local":
-            _run_local(jobs, workers)
+            opts = dict(executor_options or {})
+            devices = local_devices(list(todo.values()), opts.pop("devices", None))
+            if opts:
+                raise ValueError(f"executor_options: got {sorted(opts)}; allowed for 'local': ['devices']")
+            _run_local(jobs, workers or max(1, len(devices)), devices)
         elif executor == "packed":
             from bnnlib.packed import run_packed
             run_packed([TrainConfig.from_dict(c) for c, _ in jobs], [d for _, d in jobs],
@@ -102,20 +147,70 @@ def run_sweep(configs, records_dir, executor: str = "local", workers: int = 1,
     return [records.read_json(d / "record.json") for d in dirs]
 
 
-def _run_local(jobs: list, workers: int) -> None:
-    """Run jobs here (workers=1) or in spawned worker processes."""
-    if workers == 1:
+def local_devices(configs, devices=None) -> list[str]:
+    """GPUs the local executor pins workers to: ``devices`` when given (ids as in
+    ``CUDA_VISIBLE_DEVICES``), else every visible GPU when some config may use CUDA, else []."""
+    if devices is not None:
+        if isinstance(devices, str):
+            devices = [d for d in devices.split(",") if d]
+        if not isinstance(devices, (list, tuple)) or not devices:
+            raise ValueError(f"devices: got {devices!r}; allowed: a non-empty list of GPU ids")
+        return [str(d) for d in devices]
+    import torch
+    if not torch.cuda.is_available() or all(_as_config(c).device == "cpu" for c in configs):
+        return []
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in vis.split(",") if v.strip()] if vis else []
+    return ids[:torch.cuda.device_count()] or [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _run_local(jobs: list, workers: int, devices: list[str] | None = None) -> None:
+    """Run jobs here (one worker, no GPU pinning) or in spawned worker processes."""
+    if workers == 1 and not devices:
         for cfg, d in jobs:
             run_one(cfg, d)
         return
-    import multiprocessing as mp
-    import os
-    share = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription when threads unset
-    jobs = [({**c, "threads": c["threads"] or share}, d) for c, d in jobs]
-    # spawn: a fresh interpreter per worker (no forked torch thread pools or RNG state)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    if not devices:
+        share = max(1, (os.cpu_count() or 1) // workers)  # no oversubscription when threads unset
+        jobs = [({**c, "threads": c["threads"] or share}, d) for c, d in jobs]
+    with local_pool(workers, devices) as pool:
         for f in [pool.submit(run_one, cfg, d) for cfg, d in jobs]:
             f.result()
+
+
+# our submitit option names -> AutoExecutor parameter names (None: handled here)
+_SUBMITIT_KEYS = {"gpus_per_node": "gpus_per_node", "timeout_min": "timeout_min",
+                  "partition": "slurm_partition", "cpus_per_task": "cpus_per_task",
+                  "mem_gb": "mem_gb", "array_parallelism": "slurm_array_parallelism",
+                  "requeue": None, "cluster": None}
+
+
+def submitit_request(options: dict, configs=()) -> dict:
+    """{'cluster', 'max_num_timeout', 'checkpointable', 'parameters'} of a submitit job array:
+    ``parameters`` go to ``AutoExecutor.update_parameters`` (a GPU per task unless every
+    config runs on CPU; 4 h; 64 tasks at a time; ``requeue`` timeouts requeued, default 3)."""
+    opts = dict(options or {})
+    bad = sorted(k for k in opts if k not in _SUBMITIT_KEYS and not k.startswith("slurm_"))
+    if bad:
+        raise ValueError(f"executor_options: got {bad}; allowed for 'submitit': "
+                         f"{sorted(_SUBMITIT_KEYS)} or any slurm_* parameter of submitit")
+    requeue = opts.pop("requeue", 3)
+    if isinstance(requeue, bool):
+        requeue = 3 if requeue else 0
+    if not isinstance(requeue, int) or requeue < 0:
+        raise ValueError(f"requeue: got {requeue!r}; allowed: an int >= 0 (timeouts requeued)")
+    cpu_only = bool(configs) and all(_as_config(c).device == "cpu" for c in configs)
+    params = {"timeout_min": 240, "slurm_array_parallelism": 64, "gpus_per_node": 0 if cpu_only else 1}
+    cluster = opts.pop("cluster", None)  # None: SLURM when available, else local processes
+    for k, v in opts.items():
+        if v is not None:
+            params[_SUBMITIT_KEYS.get(k) or k] = v
+    for k in ("gpus_per_node", "timeout_min", "cpus_per_task"):
+        v = params.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"{k}: got {v!r}; allowed: an int >= 0")
+    return {"cluster": cluster, "max_num_timeout": requeue, "checkpointable": requeue > 0,
+            "parameters": params}
 
 
 def _run_submitit(jobs: list, root: Path, options: dict) -> None:
@@ -127,17 +222,20 @@ def _run_submitit(jobs: list, root: Path, options: dict) -> None:
                          "allowed: install it with `pip install bnn-dwr[cluster]`") from e
 
     class _Task(submitit.helpers.Checkpointable):
-        """Requeued on preemption; the rerun resumes from the run's epoch checkpoint."""
+        """Requeued on preemption and timeout; the rerun resumes from the run's epoch checkpoint."""
 
         def __call__(self, cfg, d):
             """Run one config (on the cluster node)."""
             return run_one(cfg, d)
 
-    options = dict(options)
-    cluster = options.pop("cluster", None)  # None: SLURM when available, else local processes
-    ex = submitit.AutoExecutor(folder=str(root / "_submitit"), cluster=cluster)
-    ex.update_parameters(**{"timeout_min": 240, "slurm_array_parallelism": 64, **options})
-    task = _Task()
+    req = submitit_request(options, [c for c, _ in jobs])
+    ex = submitit.AutoExecutor(folder=str(root / "_submitit"), cluster=req["cluster"],
+                               slurm_max_num_timeout=req["max_num_timeout"])
+    try:
+        ex.update_parameters(**req["parameters"])
+    except NameError as e:  # submitit's message lists the valid names
+        raise ValueError(f"executor_options: got {sorted(options)}; {e}") from e
+    task = _Task() if req["checkpointable"] else run_one
     handles = ex.map_array(task, [c for c, _ in jobs], [d for _, d in jobs])
     for h in handles:
         h.result()
@@ -204,6 +302,30 @@ def records_table(recs: list[dict]):
     return pd.DataFrame(rows)
 
 
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """The executor flags every study's CLI shares (``executor_options`` reads them back)."""
+    g = p.add_argument_group("executors")
+    g.add_argument("--shard", help="k/N: run only shard k (0-based) of N; N machines cover the grid once")
+    g.add_argument("--devices", help="local: GPU ids to pin one worker each to, e.g. 0,1 "
+                   "(default: every visible GPU)")
+    g.add_argument("--gpus-per-node", type=int, help="submitit: GPUs per task (default 1; 0 for CPU)")
+    g.add_argument("--timeout-min", type=int, help="submitit: wall time per task in minutes (default 240)")
+    g.add_argument("--partition", help="submitit: SLURM partition")
+    g.add_argument("--requeue", type=int, help="submitit: timeouts requeued per task (default 3; 0: none)")
+
+
+def executor_options(executor: str, spec_options: dict | None, a: argparse.Namespace) -> dict:
+    """A spec's ``executor_options`` with the CLI flags of ``add_executor_flags`` on top."""
+    out = dict(spec_options or {})
+    if executor == "local" and a.devices:
+        out["devices"] = a.devices
+    if executor == "submitit":
+        for k in ("gpus_per_node", "timeout_min", "partition", "requeue"):
+            if getattr(a, k) is not None:
+                out[k] = getattr(a, k)
+    return out
+
+
 def main(argv=None) -> int:
     """CLI: run | status | table. ``run`` exits 1 when any run failed."""
     p = argparse.ArgumentParser(prog="python -m analysis.sweep")
@@ -212,6 +334,7 @@ def main(argv=None) -> int:
     r.add_argument("spec")
     r.add_argument("--executor", choices=EXECUTORS)
     r.add_argument("--workers", type=int)
+    add_executor_flags(r)
     s = sub.add_parser("status", help="finished/diverged/failed/pending counts")
     s.add_argument("spec")
     t = sub.add_parser("table", help="print the records of SPEC.yaml (or of a folder) as a table")
@@ -226,9 +349,10 @@ def main(argv=None) -> int:
             print(status(cfgs, rdir))
             return 0
         if a.cmd == "run":
-            recs = run_sweep(cfgs, rdir, a.executor or spec.get("executor", "local"),
-                             a.workers or spec.get("workers", 1), spec.get("executor_options"))
-            st = status(cfgs, rdir)
+            ex = a.executor or spec.get("executor", "local")
+            recs = run_sweep(cfgs, rdir, ex, a.workers or spec.get("workers"),
+                             executor_options(ex, spec.get("executor_options"), a), shard=a.shard)
+            st = status(select_shard(cfgs, a.shard) if a.shard else cfgs, rdir)
             print(st)
             return 1 if st["failed"] else 0
         recs = [records.read_json(rdir / config_hash(c) / "record.json") for c in cfgs
