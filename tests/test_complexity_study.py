@@ -1,9 +1,9 @@
-"""analysis.complexity_study: Table 1/3 ratios on real models, Table 8 rows, input checks."""
+"""analysis.complexity: Table 1/3 ratios on real models, Table 8 rows, input checks."""
 import math
 
 import pytest
 
-from analysis import complexity_study as C
+from analysis import complexity as C
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""Tests for analysis.dwr: the widen -> pre-train -> prune -> train pipeline on tiny synthetic data."""
+"""Tests for analysis.dwr.pipeline: the widen -> pre-train -> prune -> train pipeline on tiny synthetic data."""
 import json
 
 import pytest
 
-from analysis import dwr as D
+from analysis.dwr import pipeline as D
 from bnnlib import data as bdata
 from bnnlib.complexity import count
 from bnnlib.spec import ResNetSpec, spec_from_dict

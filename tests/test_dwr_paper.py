@@ -1,7 +1,7 @@
-"""Tests for analysis.dwr_paper: the paper's numbers as data."""
+"""Tests for analysis.dwr.paper: the paper's numbers as data."""
 import pytest
 
-from analysis.dwr_paper import PAPER, paper_rows
+from analysis.dwr.paper import PAPER, paper_rows
 
 
 def test_tables_and_key_numbers():

@@ -1,8 +1,8 @@
-"""Tests for analysis.dwr_report: table frame, Markdown/CSV table, accuracy-vs-OPs figure."""
+"""Tests for analysis.dwr.tables and analysis.dwr.plots: table frame, Markdown/CSV table, accuracy-vs-OPs figure."""
 import pandas as pd
 import pytest
 
-from analysis import dwr_report as R
+from analysis import dwr as R
 
 pytest.importorskip("analysis.figures")
 

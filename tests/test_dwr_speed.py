@@ -1,9 +1,9 @@
-"""Tests for analysis.dwr_speed: one interleaved timing run of original vs DWR backbones."""
+"""Tests for analysis.dwr.speed: one interleaved timing run of original vs DWR backbones."""
 import math
 
 import pytest
 
-from analysis.dwr_speed import measure_speed, speed_markdown, speed_rows
+from analysis.dwr.speed import measure_speed, speed_markdown, speed_rows
 
 
 def test_measure_speed_resnet20_pair():

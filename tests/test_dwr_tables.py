@@ -1,9 +1,10 @@
-"""Tests for analysis.dwr_tables: what each table runs, and the record-only table builder."""
+"""Tests for analysis.dwr.study and analysis.dwr.tables: what each table runs, and the record-only table builder."""
 import math
 
 import pytest
 
-from analysis import dwr_tables as T
+from analysis.dwr import study as T
+from analysis.dwr import tables as TB
 from bnnlib.complexity import count
 from bnnlib.models import get_spec
 from bnnlib.reshape import naive_reshape
@@ -58,9 +59,9 @@ def test_build_table_mean_std_and_complexity(monkeypatch):
     runs = [_fake_record(j, accs[(j["key"], j["seed"])]) for j in T.jobs("table4", P)
             if (j["key"], j["seed"]) in accs]
     runs.append({**runs[0], "config": {**runs[0]["config"], "epochs": 99}})  # other preset
-    monkeypatch.setattr(T, "record_index", lambda d: {"runs": runs, "by_hash": {}, "prunes": {}})
+    monkeypatch.setattr(TB, "record_index", lambda d: {"runs": runs, "by_hash": {}, "prunes": {}})
     monkeypatch.setattr(T, "run_job", lambda *a, **k: pytest.fail("the builder must never train"))
-    rows = {r["key"]: r for r in T.build_table("table4", P, "unused")}
+    rows = {r["key"]: r for r in TB.build_table("table4", P, "unused")}
     o = rows["original"]
     assert o["acc_mean"] == 52.0 and math.isclose(o["acc_std"], math.sqrt(8.0))
     assert o["n_seeds"] == 2 and o["paper_acc"] == 85.2 and o["acc_at_best_val_mean"] == 51.0

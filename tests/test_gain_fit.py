@@ -1,8 +1,8 @@
-"""Tests for analysis.gain_fit: recovery of known optima on synthetic surfaces, refusals."""
+"""Tests for analysis.gain_surface.fit: recovery of known optima on synthetic surfaces, refusals."""
 import numpy as np
 import pytest
 
-from analysis import gain_fit as gf
+from analysis.gain_surface import fit as gf
 
 TRUE = (92.0, 10.0, 1.0, 30.0, 1.0)  # power family: a, b, alpha, c, beta
 W0, D0 = 1.0, 3.0

@@ -1,11 +1,11 @@
-"""Tests for analysis.gain_plots: every figure and table is written from the runs it is given."""
+"""Tests for analysis.gain_surface.plots: every figure and table is written from the runs it is given."""
 import json
 
 import numpy as np
 import pandas as pd
 
-from analysis import gain_plots as gp
-from analysis import gain_surface as gs
+from analysis.gain_surface import plots as gp
+from analysis.gain_surface import study as gs
 from test_gain_tables import IDEAL, synthetic_runs
 
 

@@ -1,9 +1,10 @@
-"""Tests for analysis.gain_surface: grid, record parsing, equilibrium tables on synthetic data."""
+"""Tests for analysis.gain_surface.study: grid, record parsing, equilibrium tables on synthetic data."""
 
 import numpy as np
 import pytest
 
-from analysis import gain_surface as gs
+from analysis.gain_surface import study as gs
+from analysis.gain_surface.__main__ import main as gain_main
 
 def _record(p, w, d, seed, acc, tag=None):
     return {"status": "finished", "config_hash": f"{p}{w}{d}{seed}", "dataset": {"name": "synthetic"},
@@ -64,7 +65,7 @@ def test_runs_frame_parses_and_filters_records():
 
 
 def test_study_configs_from_quick_preset(tmp_path):
-    params = gs._preset("quick")
+    params = gs.load_preset("quick")
     committed = params["records_dir"]
     params["data_root"] = str(tmp_path)  # no CIFAR-10 there ...
     params["records_dir"] = str(tmp_path / "records")  # ... and no records: 'auto' -> synthetic
@@ -79,10 +80,10 @@ def test_study_configs_from_quick_preset(tmp_path):
     with pytest.raises(ValueError, match="dataset"):
         gs.resolve_dataset("imagenet")
     with pytest.raises(ValueError, match="preset"):
-        gs._preset("huge")
+        gs.load_preset("huge")
 
 
 def test_cli_plan_lists_pending_runs(tmp_path, capsys):
-    assert gs.main(["plan", "--preset", "quick", "--records", str(tmp_path)]) == 0
+    assert gain_main(["plan", "--preset", "quick", "--records", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "36 runs" in out and "'pending': 36" in out

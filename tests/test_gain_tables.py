@@ -1,12 +1,12 @@
-"""Tests for analysis.gain_tables: equilibrium depths, shift and properties on synthetic runs."""
+"""Tests for analysis.gain_surface.tables: equilibrium depths, shift and properties on synthetic runs."""
 import math
 
 import numpy as np
 import pytest
 
-from analysis import gain_fit as gf
-from analysis import gain_surface as gs
-from analysis import gain_tables as gt
+from analysis.gain_surface import fit as gf
+from analysis.gain_surface import study as gs
+from analysis.gain_surface import tables as gt
 
 FP = (92.0, 10.0, 1.0, 30.0, 1.0, 0.0)   # power_penalty parameters, no depth penalty
 BNN = (85.0, 10.0, 1.0, 30.0, 1.0, 1.2)  # same f_b shape, minus g_L(d) = 1.2 d

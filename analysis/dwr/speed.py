@@ -23,7 +23,7 @@ from bnnlib.complexity import count
 from bnnlib.models import create_model, get_spec
 from bnnlib.models.zoo import DWR_PAIRS
 
-from .dwr_paper import CLAIMS
+from .paper import CLAIMS
 
 __all__ = ["measure_speed", "speed_rows", "speed_markdown", "DEFAULT_PAIRS"]
 

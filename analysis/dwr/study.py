@@ -1,7 +1,7 @@
-"""Reproduce the DWR paper's CIFAR-10 Tables 4-7: which runs, running them, and the tables.
+"""Reproduce the DWR paper's CIFAR-10 Tables 4-7: which runs each table needs, and running them.
 
 ``jobs(table, preset)`` lists the runs a table needs (one per row and seed); ``run_jobs`` runs
-them (resumable, ``workers`` processes); ``build_table`` reads ONLY records and puts our
+them (resumable, ``workers`` processes); ``tables.build_table`` reads ONLY records and puts our
 mean +- std over seeds next to the paper's number, with OPs, params and activations from
 ``bnnlib.complexity``. The metric is the final-epoch test accuracy (the model at the end of
 training; never chosen on the test set); the test accuracy at the best validation epoch is
@@ -10,22 +10,20 @@ given too.
 from __future__ import annotations
 
 import json
-import statistics
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bnnlib.complexity import count
 from bnnlib.models import get_spec
 from bnnlib.models.zoo import DWR_PAIRS
 from bnnlib.reshape import naive_reshape, scale, widen
 from bnnlib.spec import spec_to_dict
 from bnnlib.train_config import TrainConfig
 
-from . import dwr as D
-from .dwr_paper import PAPER, paper_rows
+from . import pipeline as D
+from .paper import PAPER
 
-__all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "build_table",
-           "TRAIN_KEYS", "find_record", "record_index"]
+__all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "TRAIN_KEYS",
+           "find_record", "record_index"]
 
 TABLES = tuple(PAPER)
 TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
@@ -186,64 +184,3 @@ def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path,
         return [_run_one(a) for a in args]
     with ProcessPoolExecutor(workers) as ex:
         return list(ex.map(_run_one, args))
-
-
-def _mean_std(v):
-    v = [x for x in v if x is not None]
-    if not v:
-        return None, None
-    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
-
-
-def _widths_str(spec) -> str:
-    return "/".join(str(w) for w in spec.widths) + (f"+a{spec.align_width}" if spec.align_width
-                                                   else "")
-
-
-def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]:
-    """Rows of ``table``: paper number, ours (mean, std, n over seeds), complexity."""
-    _check_table(table)
-    plan, by_key, index = _PLANS[table](preset), {}, record_index(records_dir)
-    for job in jobs(table, preset):
-        rec = find_record(job, preset, index)
-        by_key.setdefault(job["key"], []).append(rec)
-    rows = []
-    for pr in paper_rows(table):
-        recs = [r for r in by_key.get(pr["key"], []) if r and r.get("status") == "finished"]
-        row = {**{k: pr[k] for k in ("table", "key", "backbone", "method", "reshaping", "model",
-                                      "bits")}, "paper_acc": pr["acc"],
-               "reproduced": pr["key"] in plan, "row_id": plan.get(pr["key"], (None,))[0]}
-        rows.append(_fill(row, recs, plan.get(pr["key"])))
-    for key in plan:  # rows we add (authors' published widths): paper number = their DWR row's
-        if key in {r["key"] for r in rows}:
-            continue
-        recs = [r for r in by_key.get(key, []) if r and r.get("status") == "finished"]
-        bkey = key.replace("dwr_authors", "dwr")
-        base = next(r for r in rows if r["key"] in (bkey, "original_plus1"))
-        row = {**{k: base[k] for k in ("table", "backbone", "bits", "paper_acc")}, "key": key,
-               "method": "None", "reshaping": "DWR (authors' published widths)",
-               "model": plan[key][1]["label"], "reproduced": True, "row_id": plan[key][0]}
-        rows.insert(rows.index(base) + 1, _fill(row, recs, plan[key]))
-    return rows
-
-
-def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
-    accs = [r["metrics"]["final_test_acc"] for r in recs]
-    bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
-    m, s = _mean_std(accs)
-    mb, _ = _mean_std(bval)
-    row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
-               seeds=[r["seed"] for r in recs],
-               records=[f"runs/{r['config_hash']}" for r in recs] +
-               [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
-    specs = [D.spec_of(r) for r in recs]
-    if not specs and plan_entry is not None and plan_entry[1]["kind"] == "train":
-        specs = [plan_entry[1]["spec"]]
-    if specs:
-        tots = [count(sp).totals for sp in specs]
-        for k in ("ops", "flops", "bops", "params", "acts"):
-            row[k] = statistics.fmean(t[k] for t in tots)
-        row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
-        row["depths"] = "/".join(str(d) for d in specs[0].depths)
-    row["dataset_note"] = recs[0]["dataset"].get("note") if recs else None
-    return row

@@ -1,24 +1,28 @@
-"""Outputs of the DWR study: tables (Markdown + CSV), accuracy-vs-OPs figure, speed table.
+"""Tables of the DWR study: rows from records only (``build_table``), Markdown + CSV tables,
+the paper's orderings, the speed table.
 
-Everything here is built from records (``analysis.dwr_tables.build_table`` rows, the speed
-record) and written with ``analysis.figures.save_table`` / ``save_figure`` (deterministic
-bytes, manifests); ``notebooks/dwr_tables.ipynb`` only calls these functions.
+Everything here is built from records (``build_table`` rows, the speed record) and written
+with ``analysis.figures.save_table`` (deterministic bytes, manifests);
+``notebooks/dwr_tables.ipynb`` only calls these functions.
 """
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 import pandas as pd
 
 from bnnlib import data as bdata
+from bnnlib.complexity import count
 
-from . import dwr_tables as T
-from .dwr_paper import PAPER
-from .dwr_speed import speed_markdown, speed_rows
+from .paper import PAPER, paper_rows
+from .pipeline import load_stage_records, spec_of
+from .speed import speed_markdown, speed_rows
+from .study import _PLANS, _check_table, find_record, jobs, record_index
 
-__all__ = ["resolve_dataset_name", "table_frame", "write_table", "accuracy_vs_ops",
-           "write_speed", "TABLE_COLUMNS", "ORDERINGS", "orderings", "write_orderings"]
+__all__ = ["resolve_dataset_name", "build_table", "table_frame", "write_table", "write_speed",
+           "TABLE_COLUMNS", "ORDERINGS", "orderings", "write_orderings", "records_summary"]
 
 # The paper's claims per table, as (left, right) row keys: "left is more accurate than right"
 # (Sec. 5.2/5.3). Table 4's Original+1 ~ Original claim is the pair with `tie`.
@@ -43,8 +47,69 @@ TABLE_COLUMNS = ("backbone", "method", "reshaping", "widths", "depths", "paper_a
                  "acc_std", "n_seeds", "acc_at_best_val_mean", "ops", "params", "acts")
 
 
+def _mean_std(v):
+    v = [x for x in v if x is not None]
+    if not v:
+        return None, None
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def _widths_str(spec) -> str:
+    return "/".join(str(w) for w in spec.widths) + (f"+a{spec.align_width}" if spec.align_width
+                                                   else "")
+
+
+def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]:
+    """Rows of ``table``: paper number, ours (mean, std, n over seeds), complexity."""
+    _check_table(table)
+    plan, by_key, index = _PLANS[table](preset), {}, record_index(records_dir)
+    for job in jobs(table, preset):
+        rec = find_record(job, preset, index)
+        by_key.setdefault(job["key"], []).append(rec)
+    rows = []
+    for pr in paper_rows(table):
+        recs = [r for r in by_key.get(pr["key"], []) if r and r.get("status") == "finished"]
+        row = {**{k: pr[k] for k in ("table", "key", "backbone", "method", "reshaping", "model",
+                                      "bits")}, "paper_acc": pr["acc"],
+               "reproduced": pr["key"] in plan, "row_id": plan.get(pr["key"], (None,))[0]}
+        rows.append(_fill(row, recs, plan.get(pr["key"])))
+    for key in plan:  # rows we add (authors' published widths): paper number = their DWR row's
+        if key in {r["key"] for r in rows}:
+            continue
+        recs = [r for r in by_key.get(key, []) if r and r.get("status") == "finished"]
+        bkey = key.replace("dwr_authors", "dwr")
+        base = next(r for r in rows if r["key"] in (bkey, "original_plus1"))
+        row = {**{k: base[k] for k in ("table", "backbone", "bits", "paper_acc")}, "key": key,
+               "method": "None", "reshaping": "DWR (authors' published widths)",
+               "model": plan[key][1]["label"], "reproduced": True, "row_id": plan[key][0]}
+        rows.insert(rows.index(base) + 1, _fill(row, recs, plan[key]))
+    return rows
+
+
+def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
+    accs = [r["metrics"]["final_test_acc"] for r in recs]
+    bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
+    m, s = _mean_std(accs)
+    mb, _ = _mean_std(bval)
+    row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
+               seeds=[r["seed"] for r in recs],
+               records=[f"runs/{r['config_hash']}" for r in recs] +
+               [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
+    specs = [spec_of(r) for r in recs]
+    if not specs and plan_entry is not None and plan_entry[1]["kind"] == "train":
+        specs = [plan_entry[1]["spec"]]
+    if specs:
+        tots = [count(sp).totals for sp in specs]
+        for k in ("ops", "flops", "bops", "params", "acts"):
+            row[k] = statistics.fmean(t[k] for t in tots)
+        row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
+        row["depths"] = "/".join(str(d) for d in specs[0].depths)
+    row["dataset_note"] = recs[0]["dataset"].get("note") if recs else None
+    return row
+
+
 def _savers():
-    from .figures import save_figure, save_table
+    from analysis.figures import save_figure, save_table
     return save_figure, save_table
 
 
@@ -97,63 +162,6 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
     return save_table(table_frame(rows), f"dwr_{table}_{preset}", outdir, meta, floatfmt=".4g")
 
 
-def _short_dataset(label: str | None) -> str | None:
-    """A footnote that fits under a figure (the tables carry the full data note)."""
-    if label and "JPEG-rebuilt" in label:
-        return "JPEG-rebuilt CIFAR-10 (lossy copy, not the official pixels; see SOURCE.md)"
-    return label
-
-
-def _short(key: str) -> str:
-    """Point label: 'naive_1.5' -> 'naive s=1.5', 'original_plus1' -> 'original+1'."""
-    return (key.replace("_plus1", "+1").replace("_minus1", "-1").replace("naive_", "naive s=")
-            .replace("dwr_authors", "DWR (authors)").replace("dwr_", "DWR s="))
-
-
-def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
-                    records_dir: str | os.PathLike = "", name: str | None = None) -> dict:
-    """Figure: our accuracy (mean ± std) vs OPs, original vs naive vs DWR (BNN rows)."""
-    import matplotlib.pyplot as plt
-
-    save_figure, _ = _savers()
-    from .figures import style
-    style()
-    pts = [r for r in rows if r["reproduced"] and r["method"] != "FP" and r.get("acc_mean")
-           is not None]
-    groups = {"Original": [], "Naive reshaping": [], "DWR": []}
-    for r in pts:
-        g = ("DWR" if "DWR" in r["reshaping"] or "pruning" in r["reshaping"] else
-             "Naive reshaping" if r["reshaping"].startswith("Naive") else "Original")
-        groups[g].append(r)
-    fig, ax = plt.subplots()
-    data = []
-    for (g, rs), marker in zip(groups.items(), ("o", "s", "^")):
-        if not rs:
-            continue
-        ax.errorbar([r["ops"] / 1e6 for r in rs], [r["acc_mean"] for r in rs],
-                    yerr=[r["acc_std"] for r in rs], fmt=marker, capsize=3, label=g)
-        for r in rs:
-            ax.annotate(_short(r["key"]), (r["ops"] / 1e6,
-                        r["acc_mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            data.append({"group": g, "key": r["key"], "reshaping": r["reshaping"],
-                         "widths": r.get("widths"), "depths": r.get("depths"),
-                         "ops": r["ops"], "acc_mean": r["acc_mean"], "acc_std": r["acc_std"],
-                         "n_seeds": r["n_seeds"], "paper_acc": r["paper_acc"]})
-    ax.set_xlabel("OPs (1e6) = BOPs/64 + FLOPs")
-    ax.set_ylabel("test accuracy (%), final epoch")
-    ax.set_title(f"Table {rows[0]['table'][5:]}: accuracy vs OPs ({preset} preset)")
-    ax.legend()
-    meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
-            "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
-                    "BNN backbone, at its OPs from bnnlib.complexity.",
-            "preset": preset, "dataset": _short_dataset(_dataset_label(rows)),
-            "records": _record_ids(pts, records_dir)}
-    paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops_{preset}",
-                        pd.DataFrame(data), outdir, meta)
-    plt.close(fig)
-    return paths
-
-
 def orderings(table: str, rows: list[dict]) -> list[dict]:
     """For each paper claim 'A > B': paper gap, our gap (means), pooled std, and whether our
     gap has the paper's sign and exceeds the seed noise (|gap| > pooled std)."""
@@ -202,6 +210,6 @@ def write_speed(rec: dict, outdir: str | os.PathLike, preset: str) -> dict:
 
 def records_summary(records_dir: str | os.PathLike) -> dict:
     """Counts of training and prune records under ``records_dir``."""
-    runs, prunes = T.D.load_stage_records(Path(records_dir))
+    runs, prunes = load_stage_records(Path(records_dir))
     return {"runs": len(runs), "prune": len(prunes),
             "finished": sum(r.get("status") == "finished" for r in runs)}

@@ -3,12 +3,17 @@
 Instruments (``measure``, ``shadow_model``, ``smooth_model``) work on any bnnlib model via
 hooks; the study (``grid``, ``run_study``) writes one JSON record per measurement; fits of
 phi(d) (``fit_phi``) and figures (``make_figures``) are built from records only.
+
+Rooms: ``instruments`` (hooks: shadow and smooth networks, per-layer measurement), ``study``
+(configs, grid, records, run), ``fit`` (phi(d) forms, leave-one-depth-out, bootstrap),
+``tables`` (record frames, fit and premise tables), ``plots`` (figures) and ``__main__`` (CLI:
+``python -m analysis.error_accumulation``). The notebook is ``notebooks/error_accumulation.ipynb``.
 """
-from .fits import FORMS, fit_phi, loo_rmse
+from .fit import FORMS, fit_phi, loo_rmse
 from .instruments import (BN_MODES, SHADOW_MODES, RealArg, SmoothSign, measure, probed_layers,
                           shadow_model, smooth_model)
 from .plots import fig_init_vs_trained, make_figures
-from .report import fit_table, layers_frame, premise_table, records_frame
+from .tables import fit_table, layers_frame, premise_table, records_frame
 from .study import (BACKBONES, BINARIZERS, config_hash, grid, load_batches, load_records,
                     make_config, make_spec, resolve_dataset, run_config, run_study,
                     select_records)

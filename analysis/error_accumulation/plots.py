@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.figures import save_figure, save_table, style  # noqa: E402
 
-from .report import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
+from .tables import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
                      premise_table, records_frame)
 
 __all__ = ["make_figures", "fig_init_vs_trained"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .fits import fit_phi
+from .fit import fit_phi
 
 __all__ = ["records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
 

@@ -1,15 +1,15 @@
 """Figures and tables of the gain-surface study, built only from run records (via DataFrames
-made by ``analysis.gain_surface``) and saved with ``analysis.figures``."""
+made by ``analysis.gain_surface.study``) and saved with ``analysis.figures``."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from . import gain_fit as gf
-from . import gain_surface as gs
-from . import gain_tables as gt
+from analysis.figures import save_figure, save_table, style
 
-from .figures import save_figure, save_table, style
+from . import fit as gf
+from . import study as gs
+from . import tables as gt
 
 import matplotlib.pyplot as plt  # noqa: E402  (after figures picks the backend)
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402

@@ -3,7 +3,7 @@
 The study trains one backbone family over a grid of depth ``d`` (blocks per stage) and width
 multiplier ``w``, FP and BNN from the same specs and recipe, several seeds, and reads the
 optimal depth at a fixed budget two ways: model-free along iso-OPs diagonals, and from fitted
-surfaces (``analysis.gain_fit``).
+surfaces (``analysis.gain_surface.fit``).
 
 Conventions (all explicit here):
 - Width: every stage width is ``round_width(w * base)``; the real stem keeps one width over
@@ -12,7 +12,7 @@ Conventions (all explicit here):
   refused, since that stage would get a real 1x1 shortcut conv the others lack.
 - Matched OPs are defined within each precision: FP OPs = FLOPs, BNN OPs = BOPs/64 + FLOPs
   (``bnnlib.complexity``). The iso-OPs diagonal through a precision's own reference net
-  N[w0, d0] is solved from that precision's counted OPs (``gain_fit.OpsModel``), not from the
+  N[w0, d0] is solved from that precision's counted OPs (``fit.OpsModel``), not from the
   idealised w0 sqrt(d0/d): the half-width first conv of each later stage makes shallow nets
   cheaper than d w^2 (FP ResNet-20: w = 1.94, not 1.73, at d = 1), and in a BNN the real
   stem and head are a large share of the OPs. With the stem fixed, the FP and BNN diagonals
@@ -23,9 +23,7 @@ Conventions (all explicit here):
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +34,11 @@ from bnnlib.models import get_spec
 from bnnlib.reshape import round_width
 from bnnlib.spec import ResNetSpec, spec_to_dict
 
-from . import gain_fit as gf
+from . import fit as gf
 
 __all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
            "runs_frame", "load_runs", "config_means", "iso_slices", "seed_groups", "points", "TAG",
-           "study_configs", "run", "resolve_dataset", "main"]
+           "study_configs", "run", "resolve_dataset", "load_preset"]
 
 TAG = "gain_surface"
 PRECISIONS = ("fp", "bnn")
@@ -178,7 +176,7 @@ def runs_frame(records, metric: str = "final_test_acc") -> pd.DataFrame:
 
 def load_runs(records_dir, metric: str = "final_test_acc") -> pd.DataFrame:
     """``runs_frame`` of every record under ``records_dir`` (a partial sweep is fine)."""
-    from .sweep import load_records
+    from analysis.sweep import load_records
     return runs_frame(load_records(records_dir), metric)
 
 
@@ -250,43 +248,14 @@ def study_configs(params: dict) -> list:
 
 def run(params: dict, workers: int = 1) -> list[dict]:
     """Train what is missing (the sweep runner skips finished runs); returns the records."""
-    from .sweep import run_sweep
+    from analysis.sweep import run_sweep
     return run_sweep(study_configs(params), params["records_dir"], workers=workers)
 
 
-def _preset(name: str) -> dict:
+def load_preset(name: str) -> dict:
+    """The study parameters of preset ``name`` (notebooks/presets/gain_surface/NAME.yaml)."""
     import yaml
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "presets" / "gain_surface" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "presets" / "gain_surface" / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"preset: got {name!r}; allowed: {sorted(q.stem for q in path.parent.glob('*.yaml'))}")
     return yaml.safe_load(path.read_text()) or {}
-
-
-def main(argv=None) -> int:
-    """``python -m analysis.gain_surface {plan,sweep} --preset NAME [--workers N]``."""
-    ap = argparse.ArgumentParser(prog="python -m analysis.gain_surface",
-                                 description="Plan or run the gain-surface sweep of a preset "
-                                             "(figures: the gain_surface notebook).")
-    ap.add_argument("command", choices=("plan", "sweep"))
-    ap.add_argument("--preset", default="quick")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
-    a = ap.parse_args(argv)
-    params = _preset(a.preset)
-    if a.records:
-        params["records_dir"] = a.records
-    configs = study_configs(params)
-    if a.command == "plan":
-        from .sweep import status
-        for c in configs:
-            print(f"{'bnn' if c.binary else 'fp ':3s} seed={c.seed} {c.tag}  ops={count_ops(c.build_spec(), 'bnn' if c.binary else 'fp'):.4g}")
-        print(f"{len(configs)} runs; status: {status(configs, params['records_dir'])}")
-        return 0
-    recs = run(params, a.workers)
-    bad = [r for r in recs if r.get("status") != "finished"]
-    print(f"{len(recs)} records, {len(bad)} not finished")
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

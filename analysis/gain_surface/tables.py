@@ -1,6 +1,6 @@
 """Tables of the gain-surface study: family selection, equilibrium depths d0 / d_n with seed
 bootstrap CIs, and the properties a)-d) of DWR Sec. 3.3, all from a runs frame
-(``analysis.gain_surface.load_runs``)."""
+(``analysis.gain_surface.study.load_runs``)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import gain_fit as gf
-from .gain_surface import PRECISIONS, config_means, iso_slices, points, seed_groups
+from . import fit as gf
+from .study import PRECISIONS, config_means, iso_slices, points, seed_groups
 
 __all__ = ["raw_properties", "fit_table", "ops_models", "equilibrium_table", "properties_table"]
 
