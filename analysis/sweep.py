@@ -16,7 +16,10 @@ Executors:
   requeued on preemption and resume from their last epoch checkpoint. ``executor_options``
   (or the CLI flags) ``gpus_per_node`` (default 1 unless the configs say ``device: cpu``),
   ``timeout_min``, ``partition``, ``requeue`` (how many timeouts are requeued; 0: none),
-  ``cpus_per_task``, ``mem_gb``, ``array_parallelism``; any other ``slurm_*`` key goes to
+  ``cpus_per_task``, ``mem_gb``, ``array_parallelism``, ``tasks_per_node`` and ``nodes``
+  (data-parallel runs: one task per GPU, each task a DDP rank through submitit's
+  ``TorchDistributedEnvironment``; ``gpus_per_node`` follows ``tasks_per_node`` unless given);
+  any other ``slurm_*`` key goes to
   ``AutoExecutor.update_parameters`` as is (``submitit_request``). ``cluster: debug`` runs
   the tasks in-process (what the test uses).
 
@@ -75,7 +78,9 @@ def _done_record(run_dir: Path) -> dict | None:
 
 def run_one(config: dict, run_dir: str) -> dict:
     """Train one config in ``run_dir`` (resuming); a raised error becomes a 'failed' record."""
+    from bnnlib.distributed import export_submitit_env
     from bnnlib.train import train
+    export_submitit_env()  # a multi-task SLURM job: this task becomes one DDP rank
     if pinned() is not None and str(config.get("device", "auto")).startswith(("auto", "cuda")):
         config = {**config, "device": "auto"}  # this worker sees only its own GPU
     cfg = TrainConfig.from_dict(config)
@@ -182,7 +187,7 @@ def _run_local(jobs: list, workers: int, devices: list[str] | None = None) -> No
 _SUBMITIT_KEYS = {"gpus_per_node": "gpus_per_node", "timeout_min": "timeout_min",
                   "partition": "slurm_partition", "cpus_per_task": "cpus_per_task",
                   "mem_gb": "mem_gb", "array_parallelism": "slurm_array_parallelism",
-                  "requeue": None, "cluster": None}
+                  "requeue": None, "cluster": None, "tasks_per_node": "tasks_per_node", "nodes": "nodes"}
 
 
 def submitit_request(options: dict, configs=()) -> dict:
@@ -205,7 +210,9 @@ def submitit_request(options: dict, configs=()) -> dict:
     for k, v in opts.items():
         if v is not None:
             params[_SUBMITIT_KEYS.get(k) or k] = v
-    for k in ("gpus_per_node", "timeout_min", "cpus_per_task"):
+    if params.get("tasks_per_node", 1) != 1 and "gpus_per_node" not in opts and not cpu_only:
+        params["gpus_per_node"] = params["tasks_per_node"]  # data-parallel: one task per GPU
+    for k in ("gpus_per_node", "timeout_min", "cpus_per_task", "tasks_per_node", "nodes"):
         v = params.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             raise ValueError(f"{k}: got {v!r}; allowed: an int >= 0")
@@ -312,6 +319,8 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout-min", type=int, help="submitit: wall time per task in minutes (default 240)")
     g.add_argument("--partition", help="submitit: SLURM partition")
     g.add_argument("--requeue", type=int, help="submitit: timeouts requeued per task (default 3; 0: none)")
+    g.add_argument("--tasks-per-node", type=int, help="submitit: DDP ranks per node, one per GPU (default 1)")
+    g.add_argument("--nodes", type=int, help="submitit: nodes per run (default 1)")
 
 
 def executor_options(executor: str, spec_options: dict | None, a: argparse.Namespace) -> dict:
@@ -320,7 +329,7 @@ def executor_options(executor: str, spec_options: dict | None, a: argparse.Names
     if executor == "local" and a.devices:
         out["devices"] = a.devices
     if executor == "submitit":
-        for k in ("gpus_per_node", "timeout_min", "partition", "requeue"):
+        for k in ("gpus_per_node", "timeout_min", "partition", "requeue", "tasks_per_node", "nodes"):
             if getattr(a, k) is not None:
                 out[k] = getattr(a, k)
     return out

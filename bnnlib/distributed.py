@@ -18,6 +18,7 @@ Conventions (the trainer and the tests rely on them):
 """
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import torch.distributed as dist
 
 __all__ = ["DistEnv", "init", "wrap_model", "shard", "all_sum", "all_ok", "check_in_sync",
            "broadcast_buffers", "gather_objects", "barrier", "world_size_check", "record_info",
-           "rank_stats"]
+           "rank_stats", "export_submitit_env"]
 
 
 @dataclass
@@ -98,7 +99,26 @@ def init(device: str = "auto") -> tuple[DistEnv, torch.device | None]:
         env.backend = "nccl" if cuda else "gloo"
         dist.init_process_group(env.backend)
         env.owns_group = True
+        atexit.register(env.close)  # one group per process, kept across runs (a DWR chain)
     return env, torch.device("cuda", env.local_rank) if cuda else torch.device("cpu")
+
+
+def export_submitit_env() -> bool:
+    """Inside a submitit (SLURM) job with more than one task, export torch's env:// variables
+    (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) through submitit's own
+    ``TorchDistributedEnvironment`` so that ``init`` joins the job; True when it did.
+    Every task keeps seeing all GPUs of its node and takes ``cuda:LOCAL_RANK``."""
+    if os.environ.get("RANK") is not None:
+        return False  # torchrun (or the user) already set the environment
+    try:
+        import submitit
+        job = submitit.JobEnvironment()
+    except Exception:  # submitit missing, or not inside a submitit job
+        return False
+    if job.num_tasks <= 1:
+        return False
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return True
 
 
 def world_size_check(env: DistEnv, batch_size: int, n_train: int) -> None:

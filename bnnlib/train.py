@@ -301,8 +301,7 @@ def train(config: TrainConfig | dict, out_dir: str | os.PathLike, resume: bool =
         rec = write_record(cfg, out, st, ctx["source"].info, sd, model.spec, device, timings, git,
                            extra=extra)
         ckpt_path.unlink(missing_ok=True)
-    ddp.barrier(env)
-    env.close()
+    ddp.barrier(env)  # the group stays up (closed at exit): a DWR chain trains runs in turn
     return rec
 
 

@@ -181,3 +181,17 @@ def test_in_memory_cifar_path_two_ranks_equal_sharded_reference(tmp_path):
     rec = json.loads((tmp_path / "record.json").read_text())
     assert rec["distributed"]["world_size"] == 2 and rec["dataset"]["n_train"] == 128
     assert rec["distributed"]["sync_checks_passed"] == 4 + 1
+
+
+def test_slurm_request_one_task_per_gpu_and_env_export_outside_a_job(monkeypatch):
+    from analysis.sweep import submitit_request
+    from bnnlib.distributed import export_submitit_env
+    req = submitit_request({"tasks_per_node": 8, "nodes": 2})
+    assert req["parameters"]["tasks_per_node"] == 8 and req["parameters"]["gpus_per_node"] == 8
+    assert req["parameters"]["nodes"] == 2
+    assert submitit_request({"tasks_per_node": 4, "gpus_per_node": 8})["parameters"]["gpus_per_node"] == 8
+    with pytest.raises(ValueError, match="tasks_per_node: got -1"):
+        submitit_request({"tasks_per_node": -1, "gpus_per_node": 1})
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert export_submitit_env() is False and "RANK" not in os.environ
