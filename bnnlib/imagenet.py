@@ -33,7 +33,7 @@ import torch
 
 __all__ = ["IMAGE_EXTS", "LAYOUT", "ImageFolderIndex", "scan", "resolve_root", "FolderImages",
            "EpochSampler", "LoaderSource", "train_transform", "eval_transform",
-           "random_resized_crop_box", "fake_folder"]
+           "random_resized_crop_box", "fake_folder", "calibration_images"]
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png")
 LAYOUT = ("a folder holding train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (the ImageNet-1k "
@@ -307,3 +307,21 @@ def fake_folder(root, classes: int = 4, train_per_class: int = 12, val_per_class
                 img = np.clip(img + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(d / f"{split}_{c}_{i}.JPEG", quality=quality)
     return root
+
+
+def calibration_images(cfg, n: int, seed: int):
+    """(CalibrationSet, normalised images, info): ``n`` images of the validation split carved
+    from train (as ``LoaderSource`` carves it), eval transform; no test image is read.
+    Used to calibrate DWR's clustering pruning (``analysis.dwr.pipeline``)."""
+    from .data import normalize, split_train_val
+    from .prune import CalibrationSet
+    idx = scan(cfg.data_root)
+    tr, va = split_train_val(idx.train_labels, cfg.val_size, cfg.split_seed)
+    if len(va) == 0:
+        raise ValueError(f"val_size: got {cfg.val_size}; allowed: > 0 (calibration needs validation images)")
+    cal = CalibrationSet.draw(va.tolist(), n, seed)
+    cal.check_within(va.tolist())
+    x = torch.stack([eval_transform(idx.train_paths[i], cfg.image_size) for i in cal.indices])
+    return cal, normalize(x), {"name": "imagenet", "note": f"ImageNet ImageFolder at {cfg.image_size}px",
+                               "source": "train split, validation part", "val_size": cfg.val_size,
+                               "split_seed": cfg.split_seed}

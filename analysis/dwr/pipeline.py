@@ -55,6 +55,9 @@ def _load_dataset(cfg: TrainConfig) -> bdata.Dataset:
 def calibration_images(cfg: TrainConfig, n: int, seed: int):
     """(CalibrationSet, normalised images, dataset info): ``n`` validation images of ``cfg``'s
     split. The train/val split is recomputed exactly as the engine does; test data is unused."""
+    if cfg.dataset == "imagenet":  # image files: same split, eval transform (bnnlib.imagenet)
+        from bnnlib.imagenet import calibration_images as imagenet_calibration
+        return imagenet_calibration(cfg, n, seed)
     ds = _load_dataset(cfg)
     tr, va = bdata.split_train_val(ds.y_train, cfg.val_size, cfg.split_seed)
     if len(va) == 0:
