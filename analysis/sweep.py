@@ -49,7 +49,7 @@ from bnnlib.train_config import TrainConfig
 
 __all__ = ["run_sweep", "load_records", "config_hash", "expand", "load_spec", "status",
            "records_table", "EXECUTORS", "DONE", "main", "parse_shard", "select_shard",
-           "local_devices", "local_pool", "submitit_request"]
+           "local_devices", "local_pool", "submitit_request", "SPEED_KEYS", "speed_options"]
 
 EXECUTORS = ("local", "packed", "submitit")
 DONE = ("finished", "diverged")
@@ -106,15 +106,31 @@ def parse_shard(shard: str | tuple | None) -> tuple[int, int] | None:
     return k, n
 
 
-def select_shard(configs, shard) -> list[TrainConfig]:
+def select_shard(configs, shard, group=None) -> list[TrainConfig]:
     """The configs of shard k/N: distinct configs (by hash, first occurrence order) whose
-    position is k modulo N. The N shards partition the distinct configs exactly."""
+    position is k modulo N. The N shards partition the distinct configs exactly. ``group``
+    (a function of a config, e.g. ``bnnlib.packed.pack_key``): whole groups go to one shard,
+    so packable runs stay together."""
     cfgs = [_as_config(c) for c in configs]
     k, n = parse_shard(shard)
     seen = {}
     for c in cfgs:
         seen.setdefault(config_hash(c), c)
-    return [c for i, c in enumerate(seen.values()) if i % n == k]
+    key = group or config_hash
+    order = list(dict.fromkeys(key(c) for c in seen.values()))
+    mine = {g for i, g in enumerate(order) if i % n == k}
+    return [c for c in seen.values() if key(c) in mine]
+
+
+# TrainConfig fields that set how a run executes on a GPU (speed; rounding; repeatability),
+# settable from every study's preset. Off unless a preset turns them on: none has been
+# measured to help here (no GPU in this repository's sessions so far).
+SPEED_KEYS = ("amp", "channels_last", "compile", "compile_mode", "deterministic")
+
+
+def speed_options(params: dict) -> dict:
+    """The SPEED_KEYS a preset/notebook sets (None: leave TrainConfig's default)."""
+    return {k: params[k] for k in SPEED_KEYS if params.get(k) is not None}
 
 
 def run_sweep(configs, records_dir, executor: str = "local", workers: int | None = None,
@@ -128,7 +144,8 @@ def run_sweep(configs, records_dir, executor: str = "local", workers: int | None
         raise ValueError(f"workers: got {workers!r}; allowed: an int >= 1")
     cfgs = [_as_config(c) for c in configs]
     if shard is not None:
-        cfgs = select_shard(cfgs, shard)
+        from bnnlib.packed import pack_key
+        cfgs = select_shard(cfgs, shard, pack_key if executor == "packed" else None)
     root = Path(records_dir)
     dirs = [root / config_hash(c) for c in cfgs]
     todo = {}

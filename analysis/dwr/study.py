@@ -10,7 +10,6 @@ given too.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bnnlib.models import get_spec
@@ -23,14 +22,17 @@ from . import pipeline as D
 from .paper import PAPER
 
 __all__ = ["TABLES", "PRESET_KEYS", "train_kw", "jobs", "run_jobs", "run_job", "TRAIN_KEYS",
-           "find_record", "record_index"]
+           "find_record", "record_index", "plan_configs", "plan_estimate"]
 
 TABLES = tuple(PAPER)
 TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
               "lr", "device", "threads", "eval_test", "eval_batch_size", "synthetic_train",
               "synthetic_test", "progress")
+# speed options (analysis.sweep.SPEED_KEYS): TrainConfig fields too, passed only when they
+# differ from TrainConfig's defaults, so records made before they existed still match
+SPEED_KEYS = ("amp", "channels_last", "compile", "compile_mode", "deterministic")
 PRESET_KEYS = ("seeds", "epochs", "pretrain_epochs", "table5_pretrain", "calib_images",
-               "workers") + TRAIN_KEYS
+               "workers", "pack") + TRAIN_KEYS + SPEED_KEYS
 
 
 def train_kw(preset: dict) -> dict:
@@ -38,7 +40,10 @@ def train_kw(preset: dict) -> dict:
     bad = sorted(set(preset) - set(PRESET_KEYS))
     if bad:
         raise ValueError(f"preset: got unknown keys {bad}; allowed: {sorted(PRESET_KEYS)}")
-    return {k: preset[k] for k in TRAIN_KEYS if k in preset}
+    default = TrainConfig.__dataclass_fields__
+    speed = {k: preset[k] for k in SPEED_KEYS
+             if preset.get(k) is not None and preset[k] != default[k].default}
+    return {**{k: preset[k] for k in TRAIN_KEYS if k in preset}, **speed}
 
 
 def _plain(spec, label=None):
@@ -167,20 +172,81 @@ def find_record(job: dict, preset: dict, index: dict) -> dict | None:
     return None
 
 
-def _run_one(args):
-    job, preset, records_dir = args
-    rec = run_job(job, preset, records_dir)
-    return job["row_id"], job["seed"], rec["status"], rec["metrics"]["final_test_acc"]
+def _chain_args(job: dict, preset: dict, kw: dict) -> dict:
+    """Keyword arguments of ``pipeline.dwr`` for a DWR job."""
+    return {"pretrain_epochs": job["pretrain"] or preset["pretrain_epochs"], "epochs": preset["epochs"],
+            "seed": job["seed"], "train_kw": kw, "calib_images": preset["calib_images"],
+            "start_spec": job["start"], "tag": f"dwr:{job['row_id']}"}
 
 
-def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path,
-             workers: int = 1) -> list[tuple]:
-    """Run every job (skipping finished ones); (row_id, seed, status, final test acc) each."""
-    # Seed by seed (a cut-short run still has whole tables for the first seeds); within a
-    # seed the DWR chains (pre-train -> prune -> train) are the longest jobs: start them first.
+def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
+    """What the first sweep stage trains for ``job``: the run itself, or a chain's
+    pre-training (unless its prune record is there already)."""
+    kw = train_kw(preset)
+    if job["kind"] == "train":
+        return [TrainConfig(spec=spec_to_dict(job["spec"]), epochs=preset["epochs"], seed=job["seed"],
+                            tag=f"dwr:{job['row_id']}", **kw)]
+    a = _chain_args(job, preset, kw)
+    pre = D.pretrain_config(job["original"], job["s"], a["pretrain_epochs"], a["seed"], kw,
+                            a["start_spec"], a["tag"])
+    budget = float(D.count(job["original"]).totals["ops"])
+    return [] if D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"]) else [pre]
+
+
+def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, workers: int | None = None,
+             executor: str = "local", executor_options: dict | None = None,
+             shard: str | None = None) -> list[tuple]:
+    """Run every job (skipping finished ones) through the sweep executors, in three stages:
+    plain runs and the chains' pre-trainings, then pruning (here: light, needs the pre-trained
+    weights), then the chains' final trainings. ``shard`` 'k/N' takes every N-th job (whole
+    chains). Returns (row_id, seed, status, final test acc) per job of this shard."""
+    from analysis.sweep import parse_shard, run_sweep
+    # seed by seed (a cut-short run still has whole tables for the first seeds); chains first
     order = sorted(job_list, key=lambda j: (j["seed"], j["kind"] != "dwr"))
-    args = [(j, preset, str(records_dir)) for j in order]
-    if workers <= 1:
-        return [_run_one(a) for a in args]
-    with ProcessPoolExecutor(workers) as ex:
-        return list(ex.map(_run_one, args))
+    if shard is not None:
+        k, n = parse_shard(shard)
+        order = [j for i, j in enumerate(order) if i % n == k]
+    runs, run = Path(records_dir) / "runs", dict(executor=executor, workers=workers,
+                                                 executor_options=executor_options)
+    first = [c for j in order for c in _stage_configs(j, preset, records_dir)]
+    if first:
+        run_sweep(first, runs, **run)
+    kw, finals = train_kw(preset), []
+    for j in order:
+        if j["kind"] == "dwr":
+            out = D.dwr(j["original"], j["s"], records_dir=records_dir, train_final=False,
+                        **_chain_args(j, preset, kw))
+            finals.append(out["final_config"])
+    if finals:
+        run_sweep(finals, runs, **run)
+    out = []
+    for j in order:
+        rec = run_job(j, preset, records_dir, lookup=True)
+        out.append((j["row_id"], j["seed"], rec["status"] if rec else "missing",
+                    (rec or {}).get("metrics", {}).get("final_test_acc")))
+    return out
+
+
+def plan_configs(job_list: list[dict], preset: dict) -> list[TrainConfig]:
+    """Every training run of ``job_list``: plain runs, and per DWR chain its pre-training and
+    its final training. The final net is known only after pruning; it is costed as the
+    original net (the OPs budget it is pruned to)."""
+    kw, out = train_kw(preset), []
+    for j in job_list:
+        if j["kind"] == "train":
+            out += _stage_configs(j, preset, "/nonexistent")
+            continue
+        a = _chain_args(j, preset, kw)
+        out.append(D.pretrain_config(j["original"], j["s"], a["pretrain_epochs"], a["seed"], kw,
+                                     a["start_spec"], a["tag"]))
+        out.append(TrainConfig(spec=spec_to_dict(j["original"]), epochs=a["epochs"], seed=a["seed"],
+                               tag=f"{a['tag']}|dwr-train|planned", **kw))
+    return out
+
+
+def plan_estimate(tables, preset: dict, gpus: int = 1) -> dict:
+    """``analysis.cost.estimate`` of every table's runs (a row shared by tables runs once)."""
+    from analysis import cost
+    from analysis.sweep import config_hash
+    cfgs = {config_hash(c): c for t in tables for c in plan_configs(jobs(t, preset), preset)}
+    return cost.estimate(list(cfgs.values()), pack=int(preset.get("pack") or 1), gpus=gpus)

@@ -20,8 +20,20 @@ from .tables import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  #
 
 __all__ = ["make_figures", "fig_init_vs_trained"]
 
-_BB_LABEL = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (basic blocks)",
+_BB_NAMES = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (basic blocks)",
              "vgg": "plain VGG stack (no shortcuts)"}
+_ACT_TEXT = {"identity": "nothing after the addition", "rprelu": "RPReLU after the addition"}
+
+
+class _Labels(dict):
+    """Panel titles for the frames' backbone column ('resnet', 'resnet+identity', ...)."""
+
+    def __missing__(self, key: str) -> str:
+        bb, _, act = key.partition("+")
+        return f"{_BB_NAMES[bb]}, {_ACT_TEXT.get(act, act)}"
+
+
+_BB_LABEL = _Labels(_BB_NAMES)
 
 
 def _data_label(df) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .fit import fit_phi
 
-__all__ = ["records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
+__all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
 
 # Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
 METRICS = {
@@ -20,12 +20,20 @@ SHORT = {"eq13": "E_Q (Eq. 13), sum of local residuals", "drift_head": "drift at
 GROUP = ["backbone", "width", "binarizer", "trained_epochs", "dataset"]
 
 
+def backbone_label(config: dict) -> str:
+    """The backbone column of the frames: the backbone name, plus '+<act>' when the residual
+    activation is not the default hardtanh (so every grouping and figure keeps them apart)."""
+    act = config.get("act", "hardtanh")
+    return config["backbone"] if act == "hardtanh" else f"{config['backbone']}+{act}"
+
+
 def records_frame(records) -> pd.DataFrame:
     """One row per record: config fields, depth d (= number of binary layers), summary."""
     rows = []
     for r in records:
         c, s = r["config"], r["metrics"]["summary"]
-        rows.append({**{k: c[k] for k in ("backbone", "blocks", "width", "binarizer", "seed",
+        rows.append({"backbone": backbone_label(c),
+                     **{k: c[k] for k in ("blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
                      "d": s["n_binary"], "config_hash": r["config_hash"],
                      "dataset_note": r["dataset"].get("note"), **s})
@@ -42,7 +50,8 @@ def layers_frame(records) -> pd.DataFrame:
         d = r["metrics"]["summary"]["n_binary"]
         for L in r["metrics"]["layers"]:
             if L["binary"]:
-                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]}, "d": d,
+                rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]},
+                             "backbone": backbone_label(c), "d": d,
                              "dataset_note": r["dataset"].get("note"), **L})
     return pd.DataFrame(rows)
 

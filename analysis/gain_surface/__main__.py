@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .study import count_ops, load_preset, run, study_configs
+from analysis import cost
+from analysis.sweep import EXECUTORS, add_executor_flags, executor_options
+
+from .study import count_ops, load_preset, plan_estimate, run, study_configs
 
 
 def main(argv=None) -> int:
@@ -14,20 +17,31 @@ def main(argv=None) -> int:
                                              "(figures: the gain_surface notebook).")
     ap.add_argument("command", choices=("plan", "sweep"))
     ap.add_argument("--preset", default="quick")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="local processes (default: one per visible GPU, else 1)")
     ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
+    ap.add_argument("--gpus", type=int, default=1, help="plan: GPUs to spread the estimate over")
+    ap.add_argument("--executor", choices=EXECUTORS, help="default: packed when the preset packs, else local")
+    add_executor_flags(ap)
     a = ap.parse_args(argv)
-    params = load_preset(a.preset)
-    if a.records:
-        params["records_dir"] = a.records
-    configs = study_configs(params)
-    if a.command == "plan":
-        from analysis.sweep import status
-        for c in configs:
-            print(f"{'bnn' if c.binary else 'fp ':3s} seed={c.seed} {c.tag}  ops={count_ops(c.build_spec(), 'bnn' if c.binary else 'fp'):.4g}")
-        print(f"{len(configs)} runs; status: {status(configs, params['records_dir'])}")
-        return 0
-    recs = run(params, a.workers)
+    try:
+        params = load_preset(a.preset)
+        if a.records:
+            params["records_dir"] = a.records
+        configs = study_configs(params)
+        if a.command == "plan":
+            from analysis.sweep import status
+            for c in configs:
+                print(f"{'bnn' if c.binary else 'fp ':3s} seed={c.seed} {c.tag}  ops={count_ops(c.build_spec(), 'bnn' if c.binary else 'fp'):.4g}")
+            print(f"{len(configs)} runs; status: {status(configs, params['records_dir'])}")
+            print(cost.format_plan(f"gain_surface/{a.preset}", plan_estimate(params, a.gpus)))
+            print(cost.describe())
+            return 0
+        ex = a.executor or None
+        recs = run(params, a.workers, ex, executor_options(ex or "local", None, a) or None, a.shard)
+    except ValueError as e:  # bad preset, grid or flag: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     bad = [r for r in recs if r.get("status") != "finished"]
     print(f"{len(recs)} records, {len(bad)} not finished")
     return 1 if bad else 0

@@ -38,7 +38,7 @@ from . import fit as gf
 
 __all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
            "runs_frame", "load_runs", "config_means", "iso_slices", "seed_groups", "points", "TAG",
-           "study_configs", "run", "resolve_dataset", "load_preset"]
+           "study_configs", "run", "resolve_dataset", "load_preset", "plan_estimate"]
 
 TAG = "gain_surface"
 PRECISIONS = ("fp", "bnn")
@@ -225,6 +225,8 @@ TRAIN_KEYS = ("epochs", "train_subset", "val_size", "batch_size", "lr", "optimiz
               "threads", "data_root")
 STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "iso_refs",
               "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
+# optional: speed options (analysis.sweep.SPEED_KEYS) reach every TrainConfig; ``pack`` K > 1
+# trains the seeds of one shape K at a time in one packed model (bnnlib.packed)
 
 
 def resolve_dataset(dataset: str, data_root: str | None = None, records_dir: str | None = None) -> str:
@@ -241,15 +243,28 @@ def study_configs(params: dict) -> list:
     p = params
     shapes = make_grid(p["backbone"], p["depths"], p["width_mults"], p["ref_depth"], p["iso_refs"],
                        p["stem_mult"], p["precisions"])
-    train = {k: p[k] for k in TRAIN_KEYS}
+    from analysis.sweep import speed_options
+    train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p)}
     return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
                         dataset=resolve_dataset(p["dataset"], p["data_root"], p["records_dir"]), **train)
 
 
-def run(params: dict, workers: int = 1) -> list[dict]:
-    """Train what is missing (the sweep runner skips finished runs); returns the records."""
+def run(params: dict, workers: int | None = None, executor: str | None = None,
+        executor_options: dict | None = None, shard: str | None = None) -> list[dict]:
+    """Train what is missing (the sweep runner skips finished runs); returns the records.
+    Executor: ``executor`` or, by default, 'packed' when the preset's ``pack`` > 1, else
+    'local' (one worker per visible GPU, or ``workers`` processes)."""
     from analysis.sweep import run_sweep
-    return run_sweep(study_configs(params), params["records_dir"], workers=workers)
+    pack = int(params.get("pack") or 1)
+    executor = executor or ("packed" if pack > 1 else "local")
+    opts = dict(executor_options or ({"pack_size": pack} if executor == "packed" else {}))
+    return run_sweep(study_configs(params), params["records_dir"], executor, workers, opts, shard)
+
+
+def plan_estimate(params: dict, gpus: int = 1) -> dict:
+    """``analysis.cost.estimate`` of the study's runs (packed as the preset says)."""
+    from analysis import cost
+    return cost.estimate(study_configs(params), pack=int(params.get("pack") or 1), gpus=gpus)
 
 
 def load_preset(name: str) -> dict:
