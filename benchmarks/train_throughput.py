@@ -56,7 +56,7 @@ def time_ours(cfg: TrainConfig, steps: int, warmup: int, device) -> float:
     gen = torch.Generator(device=device).manual_seed(0)
     ctx = {"model": model, "fwd": fwd, "opt": opt, "gen": gen, "device": device, "bs": bs,
            "quiet": True, "teacher": None,
-           "phase": {"lr": 0.1, "step0": 0, "steps": 10 * (steps + warmup)}}
+           "phase": {"lr": 0.1, "step0": 0, "steps": 10 * (steps + warmup), "warmup": 0}}
     st = {"epoch": 0, "step": 0, "diverged": None}
     ctx["data"] = _fake_data(warmup * bs, device)
     _train_epoch(st, cfg, ctx)
