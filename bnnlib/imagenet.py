@@ -72,8 +72,10 @@ def _bad(root, why: str) -> ValueError:
 
 
 def _images(d: Path) -> list:
-    """Sorted image files directly in ``d``."""
-    return sorted(str(p) for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    """Sorted image files directly in ``d`` (scandir: no stat per file on a shared filesystem)."""
+    with os.scandir(d) as it:
+        return sorted(e.path for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS
+                      and e.is_file())
 
 
 def _read_split(root: Path, split: str) -> dict:
@@ -81,7 +83,8 @@ def _read_split(root: Path, split: str) -> dict:
     d = root / split
     if not d.is_dir():
         raise _bad(root, f"no {split}/ folder")
-    subdirs = sorted(p for p in d.iterdir() if p.is_dir())
+    with os.scandir(d) as it:
+        subdirs = sorted(Path(e.path) for e in it if e.is_dir())
     if _images(d):
         raise _bad(root, f"images directly in {split}/, not in per-class folders")
     if not subdirs:
