@@ -195,3 +195,16 @@ def test_slurm_request_one_task_per_gpu_and_env_export_outside_a_job(monkeypatch
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
     assert export_submitit_env() is False and "RANK" not in os.environ
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices (NCCL)")
+def test_nccl_two_gpus_with_sync_bn(folder, tmp_path):
+    """On a 2-GPU machine: NCCL backend, one GPU per rank, SyncBatchNorm, one record."""
+    p = torchrun(2, tmp_path, data_root=str(folder), device="cuda", sync_bn=True, workers=2,
+                 ddp_check_every=1)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rec = json.loads((tmp_path / "record.json").read_text())
+    d = rec["distributed"]
+    assert d["backend"] == "nccl" and d["sync_bn"] and d["bn_statistics"] == "synchronised over ranks"
+    assert rec["device"]["type"] == "cuda" and d["sync_checks_passed"] == rec["timings"]["steps"] + 2
