@@ -45,6 +45,7 @@ bench: $(STAMP)
 clean-results:
 	rm -rf results/quick
 
+## make lab: JupyterLab at the repo root (figures/ and the gallery visible), file browser on notebooks/
 lab: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[lab]"
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks

@@ -5,6 +5,12 @@ NAME.csv (the plotted numbers); every table as NAME.md and NAME.csv. Each save a
 NAME.json, a manifest (title, what it shows, notebook, preset, dataset, source records) from
 which ``gallery`` builds ``figures/README.md``. Rendering twice from the same data gives the
 same bytes: PDF dates and the PNG ``Software`` key are dropped, and nothing depends on time.
+
+Outputs live in ``figures/<preset>/<study>/`` (``study_dir``), parallel to the run records in
+``results/<preset>/<study>/``, so presets never overwrite each other. A study notebook's first
+code cell calls ``setup_notebook``: it works from the repository root (JupyterLab starts
+kernels in ``notebooks/``), stamps the notebook and preset on every manifest, and returns the
+output folder. In a Jupyter kernel ``save_figure`` also shows the figure inline.
 """
 from __future__ import annotations
 
@@ -23,7 +29,10 @@ if "ipykernel" not in sys.modules:
 import pandas as pd  # noqa: E402
 
 __all__ = ["style", "STYLE", "save_figure", "save_table", "load_manifests", "build_gallery",
-           "MANIFEST_KEYS", "dataset_footnote", "provenance", "to_markdown"]
+           "MANIFEST_KEYS", "dataset_footnote", "provenance", "to_markdown", "REPO", "study_dir",
+           "setup_notebook"]
+
+REPO = Path(__file__).resolve().parents[1]
 
 DPI = 200
 # One style for every figure: bundled DejaVu fonts so bytes do not depend on system fonts.
@@ -60,6 +69,42 @@ _PNG_META = {"Software": None}
 def style() -> None:
     """Apply the shared matplotlib style (idempotent)."""
     matplotlib.rcParams.update(STYLE)
+
+
+def _check_part(what: str, value) -> None:
+    if not isinstance(value, str) or not value or any(c in value for c in "/\\ ") or value.startswith("."):
+        raise ValueError(f"{what}: got {value!r}; allowed: a folder name without spaces or slashes")
+
+
+def study_dir(figures_dir: str | os.PathLike, preset: str, study: str) -> Path:
+    """``figures_dir/PRESET/STUDY``: where a study's figures and tables for one preset go."""
+    _check_part("preset", preset)
+    _check_part("study", study)
+    return Path(figures_dir) / preset / study
+
+
+def setup_notebook(notebook: str, preset: str, figures_dir: str | os.PathLike = "figures",
+                   study: str | None = None) -> Path:
+    """Called by each study notebook before anything else; returns its output folder.
+
+    Makes the repository root the working directory, so the notebook's relative paths
+    (``records_dir``, ``figures_dir``) mean the same in JupyterLab, whose kernels start in
+    ``notebooks/``, as under ``python -m analysis.notebooks`` (which runs from the root); and
+    stamps ``notebook`` and ``preset`` on every manifest written afterwards (the runner sets
+    the same values). Returns ``figures_dir/PRESET/STUDY`` (``study`` defaults to ``notebook``).
+    """
+    out = study_dir(figures_dir, preset, study or notebook)
+    os.chdir(REPO)
+    os.environ["BNN_NOTEBOOK"], os.environ["BNN_PRESET"] = notebook, preset
+    return out
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill), where figures are shown inline."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def _meta(name: str, kind: str, meta: dict | None) -> dict:
@@ -140,8 +185,13 @@ def dataset_footnote(dataset: str | None) -> str | None:
 
 
 def save_figure(fig, name: str, data: pd.DataFrame, outdir: str | os.PathLike = "figures",
-                meta: dict | None = None) -> dict[str, Path]:
-    """Write NAME.pdf/.png/.csv/.json into ``outdir``; returns the paths by suffix."""
+                meta: dict | None = None, show: bool | None = None) -> dict[str, Path]:
+    """Write NAME.pdf/.png/.csv/.json into ``outdir``; returns the paths by suffix.
+
+    ``show`` (default: inside a Jupyter kernel) displays the figure inline once the files are
+    written, then closes it so the inline backend does not show it a second time; the saved
+    bytes do not depend on it.
+    """
     _check_name(name)
     _check_data(data)
     full = _meta(name, "figure", meta)
@@ -158,6 +208,11 @@ def save_figure(fig, name: str, data: pd.DataFrame, outdir: str | os.PathLike = 
         os.replace(tmp, paths[suffix])
     _write_csv(data, paths["csv"])
     paths["json"] = _write_manifest(out, full, [paths["pdf"], paths["png"], paths["csv"]])
+    if _in_kernel() if show is None else show:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+        display(fig)
+        plt.close(fig)
     return paths
 
 
@@ -199,22 +254,28 @@ def save_table(df: pd.DataFrame, name: str, outdir: str | os.PathLike = "figures
 
 
 def load_manifests(outdir: str | os.PathLike = "figures") -> list[dict]:
-    """All manifests in ``outdir``, sorted by (notebook, name)."""
-    found = []
-    for p in sorted(Path(outdir).glob("*.json")):
+    """All manifests under ``outdir`` (any depth), sorted by (folder, notebook, name).
+
+    Each carries ``dir``: its folder relative to ``outdir`` ('' for ``outdir`` itself, else
+    ``PRESET/STUDY``); ``dir`` is not written to the manifest file.
+    """
+    found, root = [], Path(outdir)
+    for p in sorted(root.rglob("*.json")):
         m = json.loads(p.read_text())
         if isinstance(m, dict) and m.get("kind") in ("figure", "table") and "name" in m:
-            found.append(m)
-    return sorted(found, key=lambda m: (str(m.get("notebook")), m["name"]))
+            folder = "" if p.parent == root else p.parent.relative_to(root).as_posix()
+            found.append({**m, "dir": folder})
+    return sorted(found, key=lambda m: (m["dir"], str(m.get("notebook")), m["name"]))
 
 
-def _gallery_entry(m: dict, outdir: Path) -> list[str]:
+def _gallery_entry(m: dict, outdir: Path, level: str = "###") -> list[str]:
     """Markdown lines for one manifest (tables are shown inline, figures as their PNG)."""
     name, files = m["name"], sorted(m.get("files") or {})
-    lines = [f"### `{name}`: {m['title']}", ""]
+    here, link = outdir / m["dir"], (f"{m['dir']}/" if m["dir"] else "")
+    lines = [f"{level} `{name}`: {m['title']}", ""]
     if m["kind"] == "figure" and f"{name}.png" in files:
-        lines += [f"![{m['title']}]({name}.png)", ""]
-    table = outdir / f"{name}.md"
+        lines += [f"![{m['title']}]({link}{name}.png)", ""]
+    table = here / f"{name}.md"
     if m["kind"] == "table" and table.is_file():
         body = [ln for ln in table.read_text().splitlines() if ln.startswith("|")]
         lines += body + [""]
@@ -222,11 +283,11 @@ def _gallery_entry(m: dict, outdir: Path) -> list[str]:
         lines += [m["what"], ""]
     recs = m.get("records") or []
     stale = [f for f, sha in sorted((m.get("files") or {}).items())
-             if not (outdir / f).is_file() or _sha256(outdir / f) != sha]
+             if not (here / f).is_file() or _sha256(here / f) != sha]
     if stale:
         lines += [f"> **Stale**: {', '.join(stale)} missing or changed since this manifest was "
                   "written; rerun its notebook.", ""]
-    lines += [f"- Files: {', '.join(f'[{f}]({f})' for f in files)}",
+    lines += [f"- Files: {', '.join(f'[{f}]({link}{f})' for f in files)}",
               f"- Made by: {_origin(m)}",
               f"- Dataset: {m.get('dataset') or 'none (computed from model definitions)'}",
               f"- Source records: {len(recs)}" + (f" (`{recs[0]}` ...)" if recs else ""), ""]
@@ -239,23 +300,71 @@ def _origin(m: dict) -> str:
     return where + (f", preset `{preset}`" if preset else ", notebook defaults")
 
 
+def _short_label(dataset: str) -> str:
+    """A dataset label short enough for the gallery's index (each entry gives the full one)."""
+    if "JPEG-rebuilt" in dataset:
+        return "CIFAR-10, JPEG-rebuilt copy"
+    return dataset.split(" (")[0].split(";")[0].strip()
+
+
+def _index(groups: dict) -> list[str]:
+    """The gallery's table of contents: one row per (preset, study) folder."""
+    lines = ["| preset | study | notebook | figures | tables | dataset | source records |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: |"]
+    for folder, ms in groups.items():
+        preset, _, study = folder.partition("/")
+        nbs = sorted({f"`notebooks/{m['notebook']}.ipynb`" for m in ms if m.get("notebook")})
+        data = sorted({_short_label(m["dataset"]) for m in ms if m.get("dataset")})
+        recs = {r for m in ms for r in m.get("records") or []}
+        lines.append(f"| `{preset}` | [`{study or '-'}`](#{preset}--{study}) | {', '.join(nbs) or '-'} | "
+                     f"{sum(m['kind'] == 'figure' for m in ms)} | "
+                     f"{sum(m['kind'] == 'table' for m in ms)} | "
+                     f"{'; '.join(d.replace('|', '/') for d in data) or 'none (model definitions)'} | "
+                     f"{len(recs)} |")
+    return lines + [""]
+
+
 def build_gallery(outdir: str | os.PathLike = "figures") -> Path:
-    """Regenerate ``outdir/README.md`` from every manifest in ``outdir``."""
+    """Regenerate ``outdir/README.md`` from every manifest under ``outdir``.
+
+    Figures in ``outdir/PRESET/STUDY/`` are listed by preset, then study; manifests directly
+    in ``outdir`` (a flat folder, e.g. a test's) by notebook.
+    """
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     manifests = load_manifests(out)
     lines = ["# Figures and tables", "",
              "Generated by `python -m analysis.notebooks gallery` from the manifests (`*.json`) "
-             "written next to each figure and table; do not edit by hand. Regenerate everything "
-             "with `make figures` (quick preset) or `make figures PRESET=paper`.", ""]
+             "written next to each figure and table; do not edit by hand. Every preset that has "
+             "been run has a folder `PRESET/STUDY/`, parallel to `results/PRESET/STUDY/`. "
+             "Regenerate with `make figures` (quick preset) or `make figures PRESET=paper`.", ""]
     if not manifests:
         lines += ["No figures yet.", ""]
-    notebook = object()
+    flat = [m for m in manifests if not m["dir"]]
+    groups: dict = {}
     for m in manifests:
+        if m["dir"]:
+            groups.setdefault(m["dir"], []).append(m)
+    if groups:
+        lines += _index(groups)
+    notebook = object()
+    for m in flat:
         if m.get("notebook") != notebook:
             notebook = m.get("notebook")
             lines += [f"## Notebook `{notebook}`" if notebook else "## Other", ""]
         lines += _gallery_entry(m, out)
+    preset = None
+    for folder, ms in groups.items():
+        p, _, study = folder.partition("/")
+        if p != preset:
+            preset = p
+            lines += [f"## Preset `{p}`", ""]
+        nbs = sorted({m["notebook"] for m in ms if m.get("notebook")})
+        lines += [f"### {p} / {study}", ""]
+        if nbs:
+            lines += [f"Notebook: {', '.join(f'`notebooks/{n}.ipynb`' for n in nbs)}", ""]
+        for m in ms:
+            lines += _gallery_entry(m, out, "####")
     path = out / "README.md"
     _write_bytes(path, "\n".join(lines).rstrip("\n").encode() + b"\n")
     return path

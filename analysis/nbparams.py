@@ -219,12 +219,25 @@ def from_cli(p: Param | None, raw: str) -> Any:
     return v
 
 
+# Notebook metadata as JupyterLab 4 writes it for the ipykernel "python3" kernel, so opening a
+# notebook in Lab changes nothing in git. Lab also writes language_info.version (the kernel's
+# Python version, which differs between machines); ``clean`` drops it.
+LAB_METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                      "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                      "pygments_lexer": "ipython3"},
+}
+
+
 def check_committed(path: str | os.PathLike) -> list[str]:
-    """Problems that make a notebook unfit to commit (outputs, counts, parameters cell)."""
+    """Problems that make a notebook unfit to commit (outputs, counts, parameters cell,
+    metadata other than what JupyterLab writes)."""
     nb = nbformat.read(path, as_version=4)
     problems = []
-    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
-        problems.append("notebook metadata lacks kernelspec name 'python3'")
+    for key, want in LAB_METADATA.items():
+        if nb.metadata.get(key) != want:
+            problems.append(f"notebook metadata {key}: got {nb.metadata.get(key)!r}; allowed: {want!r}")
     n = len(parameters_cells(nb))
     if n != 1:
         problems.append(f"{n} cells tagged 'parameters' (need exactly 1)")

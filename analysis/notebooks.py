@@ -27,7 +27,8 @@ from typing import Any
 import nbformat
 import yaml
 
-from .nbparams import Param, check_committed, check_names, from_cli, parse_parameters, validate
+from .nbparams import (LAB_METADATA, Param, check_committed, check_names, from_cli, parse_parameters,
+                       validate)
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
@@ -146,8 +147,12 @@ def _extra_params(params: dict[str, Param], records: str | None, figures: str | 
 def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
                  timeout: float | None = DEFAULT_TIMEOUT, records: str | None = None,
                  figures: str | None = None, exec_dir: str | os.PathLike | None = None,
-                 log_output: bool = False) -> Path:
+                 log_output: bool = False, cwd: str | os.PathLike | None = None) -> Path:
     """Validate, execute with papermill and return the executed notebook's path.
+
+    The kernel starts in ``cwd`` (default: the repository root; JupyterLab starts it in
+    ``notebooks/``); either way the notebook's ``setup_notebook`` call resolves relative paths
+    against the repository root.
 
     Raises ValueError for bad parameters (nothing runs) and RuntimeError naming the failing
     cell when execution fails.
@@ -166,7 +171,7 @@ def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any]
         with _kernel_env(name, preset):
             papermill.execute_notebook(
                 str(notebook_path(name)), str(tmp), parameters=values, kernel_name=KERNEL,
-                language="python", cwd=str(REPO), progress_bar=False, start_timeout=120,
+                language="python", cwd=str(cwd or REPO), progress_bar=False, start_timeout=120,
                 execution_timeout=timeout or None, log_output=log_output)
     except Exception as exc:  # noqa: BLE001 - every kernel-side failure is reported the same way
         failed = out_dir / f"{final.stem}.failed.ipynb"
@@ -184,7 +189,8 @@ def run_notebook(name: str, preset: str | None = None, overrides: dict[str, Any]
 
 
 def clean_notebook(path: Path) -> bool:
-    """Strip outputs, execution counts and papermill metadata in place; True if it changed."""
+    """Strip outputs, execution counts and papermill metadata in place, and set the kernelspec
+    and language_info JupyterLab writes (``LAB_METADATA``); True if it changed."""
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     nb.cells = [c for c in nb.cells
@@ -195,6 +201,7 @@ def clean_notebook(path: Path) -> bool:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     nb.metadata.pop("papermill", None)
+    nb.metadata.update(json.loads(json.dumps(LAB_METADATA)))
     if nbformat.writes(nb) == before:
         return False
     nbformat.write(nb, path)
@@ -229,6 +236,20 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
 
 
 # ---- command line ---------------------------------------------------------------------------------
+def study_parser(study: str, notebook: str, description: str, commands: dict[str, str],
+                 example: str) -> argparse.ArgumentParser:
+    """The parser a study's ``__main__`` starts from: COMMAND, ``--preset`` (the notebook's
+    presets) and ``--records``; the study adds its own options."""
+    from bnnlib.cli import Parser
+    ap = Parser(prog=f"python -m analysis.{study}", description=description, example=example)
+    ap.add_argument("command", choices=tuple(commands),
+                    help="; ".join(f"{k}: {v}" for k, v in commands.items()))
+    ap.add_argument("--preset", default="quick", help=f"preset of notebooks/{notebook}.ipynb, one of "
+                    f"{list_presets(notebook)} (notebooks/presets/{notebook}/PRESET.yaml)")
+    ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
+    return ap
+
+
 def _describe(name: str) -> str:
     params = parse_parameters(notebook_path(name))
     rows = [f"notebook: notebooks/{name}.ipynb   presets: {list_presets(name) or 'none'}", ""]
@@ -241,27 +262,48 @@ def _describe(name: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m analysis.notebooks", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="notebooks and their presets")
-    sub.add_parser("describe", help="parameters, types, defaults, help").add_argument("name")
+    from bnnlib.cli import Parser
+    ap = Parser(prog="python -m analysis.notebooks", description=__doc__.split("\n")[0],
+                example="python -m analysis.notebooks run complexity --preset quick -p factors \"[2.0, 4.0]\"")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                            help="one of: list, describe, run, run-all, gallery, check, clean")
+    sub.add_parser("list", help="notebooks and their presets",
+                   example="python -m analysis.notebooks list")
+    sub.add_parser("describe", help="parameters: type, default, allowed values, help; presets",
+                   example="python -m analysis.notebooks describe gain_surface").add_argument(
+        "name", help=f"notebook, one of {list_notebooks()}")
     for cmd in ("run", "run-all"):
-        sp = sub.add_parser(cmd, help="execute one notebook" if cmd == "run" else "execute all")
-        if cmd == "run":
-            sp.add_argument("name")
+        one = cmd == "run"
+        sp = sub.add_parser(cmd, help="execute one notebook" if one else
+                            "execute every notebook that has PRESET, then rebuild the gallery",
+                            example="python -m analysis.notebooks run gain_surface --preset quick -p train false"
+                            if one else "python -m analysis.notebooks run-all --preset quick")
+        if one:
+            sp.add_argument("name", help=f"notebook, one of {list_notebooks()}")
             sp.add_argument("-p", "--param", nargs=2, action="append", default=[],
-                            metavar=("KEY", "VALUE"), help="override (VALUE parsed as YAML)")
-            sp.add_argument("--check", action="store_true", help="validate and print, do not run")
-        sp.add_argument("--preset", default=None if cmd == "run" else "quick")
+                            metavar=("KEY", "VALUE"), help="override one parameter (VALUE parsed as "
+                            "YAML; `describe NAME` lists keys and allowed values); repeatable")
+            sp.add_argument("--check", action="store_true", help="validate and print the merged "
+                            "parameters as JSON, do not run")
+        sp.add_argument("--preset", default=None if one else "quick",
+                        help="preset name (notebooks/presets/NAME/PRESET.yaml; `list` shows them); "
+                             "also the output folder figures/PRESET/STUDY/" + ("; none: notebook "
+                             "defaults" if one else ""))
         sp.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds per cell (0: no limit)")
-        sp.add_argument("--records", help="records folder, relative to the repo root (sets records_dir)")
-        sp.add_argument("--figures", help="output folder, relative to the repo root (sets figures_dir)")
+                        help="limit per cell in seconds, a number >= 0 (0: no limit)")
+        sp.add_argument("--records", help="records folder, relative to the repo root (sets "
+                        "records_dir); none: the preset's")
+        sp.add_argument("--figures", help="root of the figures tree, relative to the repo root "
+                        "(sets figures_dir; outputs go to FIGURES/PRESET/STUDY/); none: figures")
         sp.add_argument("--log-output", action="store_true", help="stream cell outputs while running")
-    sub.add_parser("gallery", help="rebuild figures/README.md").add_argument("--figures", default="figures")
-    sub.add_parser("check", help="committed notebooks carry no outputs, one parameters cell")
-    sub.add_parser("clean", help="strip outputs and execution metadata in place").add_argument(
-        "names", nargs="*", help="notebooks (default: all)")
+    sub.add_parser("gallery", help="rebuild FIGURES/README.md from the manifests",
+                   example="python -m analysis.notebooks gallery").add_argument(
+        "--figures", default="figures", help="root of the figures tree, relative to the repo root")
+    sub.add_parser("check", help="committed notebooks carry no outputs, one parameters cell and "
+                   "JupyterLab's metadata", example="python -m analysis.notebooks check")
+    sub.add_parser("clean", help="strip outputs and execution metadata in place (before committing)",
+                   example="python -m analysis.notebooks clean gain_surface").add_argument(
+        "names", nargs="*", help=f"notebooks, any of {list_notebooks()}; none: all")
     return ap
 
 
@@ -306,10 +348,15 @@ def main(argv: list[str] | None = None) -> int:
             for n, probs in bad.items():
                 for prob in probs:
                     print(f"notebooks/{n}.ipynb: {prob}", file=sys.stderr)
-            return 1 if any(bad.values()) else 0
+            dirty = [n for n, probs in bad.items() if probs]
+            if dirty:
+                print(f"fix: python -m analysis.notebooks clean {' '.join(dirty)}  (strips outputs, "
+                      "execution counts and papermill metadata; sets the metadata JupyterLab writes)",
+                      file=sys.stderr)
+            return 1 if dirty else 0
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        from bnnlib.cli import fail
+        return fail(exc)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

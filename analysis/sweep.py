@@ -354,35 +354,50 @@ def executor_options(executor: str, spec_options: dict | None, a: argparse.Names
 
 def main(argv=None) -> int:
     """CLI: run | status | table. ``run`` exits 1 when any run failed."""
-    p = argparse.ArgumentParser(prog="python -m analysis.sweep")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run every pending config of SPEC.yaml")
-    r.add_argument("spec")
-    r.add_argument("--executor", choices=EXECUTORS)
-    r.add_argument("--workers", type=int)
+    from bnnlib.cli import Parser, fail
+    p = Parser(prog="python -m analysis.sweep", description="Run, count or tabulate the runs of a "
+               "YAML sweep spec (one record folder per config hash; finished runs are skipped).",
+               example="python -m analysis.sweep run SPEC.yaml --workers 2")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                           help="one of: run, status, table")
+    spec_help = "sweep spec (YAML: records_dir, base, runs, grid; see the module docstring)"
+    r = sub.add_parser("run", help="run every pending config of SPEC.yaml",
+                       example="python -m analysis.sweep run SPEC.yaml --executor local --workers 2")
+    r.add_argument("spec", help=spec_help)
+    r.add_argument("--executor", choices=EXECUTORS, help="where runs execute; none: the spec's, else local")
+    r.add_argument("--workers", type=int, help="local processes, an int >= 1; none: the spec's, "
+                   "else one per visible GPU or 1")
     add_executor_flags(r)
-    s = sub.add_parser("status", help="finished/diverged/failed/pending counts")
-    s.add_argument("spec")
-    t = sub.add_parser("table", help="print the records of SPEC.yaml (or of a folder) as a table")
-    t.add_argument("spec")
-    t.add_argument("--csv", help="also write the table to this CSV file")
+    s = sub.add_parser("status", help="finished/diverged/failed/pending counts",
+                       example="python -m analysis.sweep status SPEC.yaml")
+    s.add_argument("spec", help=spec_help)
+    t = sub.add_parser("table", help="print the records of SPEC.yaml (or of a folder) as a table",
+                       example="python -m analysis.sweep table results/quick/gain_surface --csv runs.csv")
+    t.add_argument("spec", help=spec_help + ", or a folder of records")
+    t.add_argument("--csv", help="also write the table to this CSV file (path)")
     a = p.parse_args(argv)
-    if a.cmd == "table" and Path(a.spec).is_dir():
-        recs = load_records(a.spec)
-    else:
-        spec, cfgs, rdir = load_spec(a.spec)
-        if a.cmd == "status":
-            print(status(cfgs, rdir))
-            return 0
-        if a.cmd == "run":
-            ex = a.executor or spec.get("executor", "local")
-            recs = run_sweep(cfgs, rdir, ex, a.workers or spec.get("workers"),
-                             executor_options(ex, spec.get("executor_options"), a), shard=a.shard)
-            st = status(select_shard(cfgs, a.shard) if a.shard else cfgs, rdir)
-            print(st)
-            return 1 if st["failed"] else 0
-        recs = [records.read_json(rdir / config_hash(c) / "record.json") for c in cfgs
-                if (rdir / config_hash(c) / "record.json").is_file()]
+    if not Path(a.spec).exists():
+        return fail(f"spec: got {a.spec!r}; allowed: an existing YAML file"
+                    + (" or records folder" if a.cmd == "table" else ""))
+    try:
+        if a.cmd == "table" and Path(a.spec).is_dir():
+            recs = load_records(a.spec)
+        else:
+            spec, cfgs, rdir = load_spec(a.spec)
+            if a.cmd == "status":
+                print(status(cfgs, rdir))
+                return 0
+            if a.cmd == "run":
+                ex = a.executor or spec.get("executor", "local")
+                recs = run_sweep(cfgs, rdir, ex, a.workers or spec.get("workers"),
+                                 executor_options(ex, spec.get("executor_options"), a), shard=a.shard)
+                st = status(select_shard(cfgs, a.shard) if a.shard else cfgs, rdir)
+                print(st)
+                return 1 if st["failed"] else 0
+            recs = [records.read_json(rdir / config_hash(c) / "record.json") for c in cfgs
+                    if (rdir / config_hash(c) / "record.json").is_file()]
+    except ValueError as e:  # bad spec, config or flag: one line
+        return fail(e)
     import pandas as pd
     df = records_table(recs)
     with pd.option_context("display.max_rows", None, "display.width", 200):

@@ -256,19 +256,31 @@ def _fmt_dwr_table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bnnlib.complexity", description=__doc__.split("\n")[0])
-    p.add_argument("model", nargs="?", help=f"one of {list_models()}")
+    """CLI: per-layer table and totals of one model, the DWR table, or the golden file."""
+    from .cli import Parser, fail
+    p = Parser(prog="python -m bnnlib.complexity", example="python -m bnnlib.complexity resnet20 --fp --json",
+               description=__doc__.split("\n")[0] + "\n\nCounts the BNN of a registered model by "
+               "default (its binary layers as BOPs);\n--fp counts the full-precision model. "
+               "OPs = BOPs/64 + FLOPs, for one image at the model's input size.")
+    p.add_argument("model", nargs="?", help=f"registered model, one of {list_models()}; required "
+                   "unless --table or --write-golden is given")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--binary", dest="binary", action="store_true", default=None, help="BNN variant")
-    g.add_argument("--fp", dest="binary", action="store_false", help="full-precision variant")
-    p.add_argument("--width-mult", type=float, default=1.0)
-    p.add_argument("--depth-div", type=float, default=1.0)
-    p.add_argument("--json", action="store_true", help="print totals as one JSON object")
-    p.add_argument("--table", choices=["dwr"], help="original vs DWR for every backbone")
+    g.add_argument("--binary", dest="binary", action="store_true", default=None,
+                   help="count the BNN (what an unflagged run counts: the registered nets are BNNs)")
+    g.add_argument("--fp", dest="binary", action="store_false",
+                   help="count the full-precision model instead (every layer real: FLOPs only)")
+    p.add_argument("--width-mult", type=float, default=1.0,
+                   help="multiply every stage width, a number > 0")
+    p.add_argument("--depth-div", type=float, default=1.0,
+                   help="divide the blocks per stage, a number > 0 that divides the depths")
+    p.add_argument("--json", action="store_true", help="print the totals as one JSON object")
+    p.add_argument("--table", choices=["dwr"],
+                   help="print a table instead of one model: 'dwr' = original vs naive vs DWR, every backbone")
     p.add_argument("--write-golden", metavar="PATH", help="write totals of every registered model "
-                   "(BNN and FP) as JSON: the golden file the tests compare against")
+                   "(BNN and FP) as JSON to PATH: the golden file the tests compare against")
     for c in ("bn", "act", "pool", "bias", "scale"):
-        p.add_argument(f"--count-{c}", action="store_true", help=f"count {c} ops (default: not counted)")
+        p.add_argument(f"--count-{c}", action="store_true", help=f"also count {c} ops (one real op "
+                       "per element; the paper's convention leaves them out)")
     a = p.parse_args(argv)
     if a.table == "dwr":
         rows = dwr_table()
@@ -280,7 +292,9 @@ def main(argv=None) -> int:
             f.write("\n")
         return 0
     if not a.model:
-        p.error("MODEL is required unless --table is given")
+        p.error("the following arguments are required: model")
+    if a.model not in list_models():
+        return fail(f"model: got {a.model!r}; allowed: {list_models()}")
     conv = Conventions(count_bn=a.count_bn, count_act=a.count_act, count_pool=a.count_pool,
                        count_bias=a.count_bias, count_scale=a.count_scale)
     try:

@@ -281,20 +281,81 @@ def _cli_type(hint):
     return conv
 
 
+# One help line per field for ``python -m bnnlib.train --help``: unit and allowed values (the
+# default is appended by the parser). Every field must have one (tests/test_cli.py).
+FIELD_HELP = {
+    "model": "registered backbone name (python -m bnnlib.complexity --help lists them); ignored with --spec",
+    "spec": "JSON of bnnlib.spec.spec_to_dict(): an explicit architecture; none: use --model",
+    "binary": "BNN (--binary) or full precision (--no-binary); unset: the spec's own (registered nets are BNNs)",
+    "width_mult": "width multiplier of every stage, a number > 0",
+    "depth_div": "divide blocks per stage by this, a number > 0 (must divide the depths)",
+    "model_kwargs": "JSON of spec field overrides, e.g. '{\"input_binarizer\": \"sign\"}'",
+    "dataset": f"one of {DATASETS + ('imagenet',)}",
+    "data_root": "data folder; none: $BNNLIB_DATA, then the user cache",
+    "train_subset": "training images used (stratified, seeded), an int > 0; none: all",
+    "val_size": "validation images carved from train (stratified), an int >= 0; 0: no validation",
+    "split_seed": "seed of the validation split, subset and synthetic data, an int >= 0",
+    "synthetic_train": "images in the synthetic training set, an int > 0 (dataset synthetic)",
+    "synthetic_test": "images in the synthetic test set, an int > 0 (dataset synthetic)",
+    "epochs": "training epochs, an int > 0",
+    "batch_size": "images per step, an int > 0; none: the optimizer preset's",
+    "lr": "peak learning rate of the schedule, a number > 0; none: the optimizer preset's",
+    "optimizer": f"recipe preset, one of {tuple(PRESETS)}",
+    "weight_decay": "weight decay, a number >= 0; none: the optimizer preset's",
+    "augment": "random crop (pad 4 px at 32 px) and horizontal flip",
+    "resolution": f"input side in px, one of {RESOLUTIONS} (16/8: average-pooled once on load)",
+    "label_smoothing": "cross-entropy label smoothing, a number in [0, 1)",
+    "lr_schedule": f"per-step decay of the lr to zero, one of {LR_SCHEDULES}",
+    "warmup_epochs": "linear lr warm-up from 0, in epochs (may be fractional), in [0, epochs)",
+    "seed": "seed of initialisation, data order and augmentation, an int >= 0",
+    "device": "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    "threads": "torch CPU threads, an int > 0; none: torch's default",
+    "amp": f"mixed precision, one of {AMP_MODES}",
+    "channels_last": "channels-last memory format",
+    "compile": "torch.compile the model",
+    "compile_mode": f"torch.compile mode, one of {COMPILE_MODES}",
+    "deterministic": "cuDNN deterministic, no TF32, deterministic algorithms",
+    "eval_batch_size": "images per evaluation batch, an int > 0; none: 100 on CPU, 1000 on CUDA",
+    "eval_test": f"when to score the test set, one of {EVAL_TEST_MODES}",
+    "two_step": "step 1 real weights and binary activations, step 2 all binary (BNN only)",
+    "teacher_model": "registered real-valued teacher for distillation; none: no distillation",
+    "teacher_weights": "path of the teacher's state_dict (with --teacher-model)",
+    "distill_weight": "w in loss = (1-w) CE + w T^2 KL(teacher || student), a number in [0, 1]",
+    "distill_temperature": "distillation temperature T, a number > 0",
+    "init_weights": "path of a state_dict to start from; none: random initialisation",
+    "save_weights": "write --out/weights.pt at the end",
+    "tag": "free text, part of the config hash (groups runs)",
+    "progress": "progress bars; unset: only on a terminal outside CI",
+    "stop_after_epoch": "testing aid: checkpoint after this epoch, then stop, an int in [1, epochs-1]",
+    "image_size": "ImageNet crop side in px, an int >= 8",
+    "lighting": "ImageNet PCA lighting noise std, a number >= 0",
+    "workers": "ImageNet DataLoader worker processes per rank, an int >= 0",
+    "sync_bn": "data-parallel: SyncBatchNorm across ranks (CUDA only)",
+    "ddp_check_every": "data-parallel: compare weights across ranks every N steps, an int >= 0; 0: each epoch",
+}
+TRAIN_EXAMPLE = ("python -m bnnlib.train --model resnet20 --dataset synthetic --epochs 2 "
+                 "--train-subset 2000 --out runs/demo")
+
+
 def parse_args(argv=None) -> tuple[TrainConfig, str, bool]:
     """(config, out_dir, resume) from command-line flags: one ``--field-name`` per field."""
     import argparse
-    p = argparse.ArgumentParser(prog="python -m bnnlib.train",
-                                description="Train one run and write its JSON record into --out.")
+
+    from .cli import Parser
+    p = Parser(prog="python -m bnnlib.train", example=TRAIN_EXAMPLE,
+               description="Train one run and write its JSON record into --out. "
+                           "Flags taking none accept the word 'none'.")
     p.add_argument("--out", required=True, help="run folder (record.json, checkpoint.pt, weights.pt)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flag, help_ = "--" + f.name.replace("_", "-"), FIELD_HELP.get(f.name, "(no help yet)")
         if bool in (typing.get_args(hints[f.name]) or (hints[f.name],)):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                           help=help_)
         else:
-            p.add_argument(flag, dest=f.name, type=_cli_type(hints[f.name]), default=f.default)
+            p.add_argument(flag, dest=f.name, type=_cli_type(hints[f.name]), default=f.default,
+                           help=help_, metavar=f.name.upper())
     ns = vars(p.parse_args(argv))
     out, resume = ns.pop("out"), ns.pop("resume")
     return TrainConfig(**ns), out, resume

@@ -1,8 +1,10 @@
 """analysis.nbparams: parsing the parameters cell and strict validation."""
+import json
+
 import nbformat
 import pytest
 
-from analysis.nbparams import check_committed, check_value, from_cli, parse_parameters, validate
+from analysis.nbparams import LAB_METADATA, check_committed, check_value, from_cli, parse_parameters, validate
 
 CELL = """n: int = 3  # [1, 10] number of seeds
 flag: bool = False  # toggles something
@@ -24,7 +26,7 @@ def _write(tmp_path, source=CELL, extra_tagged=0, name="nb.ipynb"):
         cells.append(nbformat.v4.new_code_cell("x: int = 1"))
         cells[-1].metadata["tags"] = ["parameters"]
     nb.cells = cells + [nbformat.v4.new_code_cell("print(n)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.metadata.update(json.loads(json.dumps(LAB_METADATA)))  # what JupyterLab writes
     path = tmp_path / name
     nbformat.write(nb, path)
     return path
@@ -110,3 +112,13 @@ def test_check_committed_flags_outputs(tmp_path):
     nb.cells[2].execution_count = 1
     nbformat.write(nb, path)
     assert check_committed(path) == ["cell 2 has outputs or an execution count"]
+
+
+def test_check_committed_flags_metadata_lab_would_rewrite(tmp_path):
+    path = _write(tmp_path)
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"]["display_name"] = "Python 3"  # what Lab rewrites on opening
+    nbformat.write(nb, path)
+    problems = check_committed(path)
+    assert len(problems) == 1 and problems[0].startswith("notebook metadata kernelspec: got ")
+    assert "'Python 3'" in problems[0] and "allowed: {'display_name': 'Python 3 (ipykernel)'" in problems[0]

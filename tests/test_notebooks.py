@@ -3,6 +3,7 @@ starts, and notebooks run through papermill write the numbers we expect."""
 import hashlib
 import json
 import math
+import shutil
 import sys
 
 import nbformat
@@ -54,6 +55,39 @@ def test_cli_rejects_bad_parameters(capsys, tmp_path, monkeypatch, args, match):
     assert not (tmp_path / "exec").exists()  # nothing ran
 
 
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_defaults_are_the_quick_preset(name):
+    """Run All in JupyterLab (no preset) does what `make figures` does: same records, same outputs."""
+    params = parse_parameters(N.notebook_path(name))
+    defaults = {k: p.default for k, p in params.items()}
+    quick = N.resolve(name, "quick", {"preset": "quick"})
+    operational = {"device"}  # not part of any record's identity (bnnlib.records.HASH_EXCLUDED)
+    assert {k: v for k, v in defaults.items() if k not in operational} == \
+        {k: v for k, v in quick.items() if k not in operational}
+
+
+def test_notebook_started_in_notebooks_folder_uses_repo_paths(tmp_path):
+    """JupyterLab starts kernels in notebooks/; relative records_dir and figures_dir must still
+    mean the repository's: the committed records are found (nothing retrains) and outputs land
+    under the repo's figures/, not notebooks/figures/."""
+    rel = "figures/_test_lab_cwd"
+    try:
+        N.run_notebook("gain_surface", None, {"train": False, "n_boot": 5, "figures_dir": rel},
+                       timeout=600, exec_dir=tmp_path, cwd=N.NB_DIR)
+        out = N.REPO / rel / "quick" / "gain_surface"
+        manifest = json.loads((out / "gain_surface_heatmaps.json").read_text())
+        assert len(manifest["records"]) == 36  # the committed quick records
+        assert manifest["records"][0].startswith("results/quick/gain_surface/")
+        assert (manifest["notebook"], manifest["preset"]) == ("gain_surface", "quick")
+        assert not (N.NB_DIR / "figures").exists() and not (N.NB_DIR / rel).exists()
+        executed = nbformat.read(tmp_path / "gain_surface.defaults.ipynb", as_version=4)
+        images = [o for c in executed.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert len(images) >= 3  # heat maps, iso-OPs curves, surfaces shown inline
+    finally:
+        shutil.rmtree(N.REPO / rel, ignore_errors=True)
+
+
 def test_cli_check_merges_defaults_preset_overrides(capsys):
     assert N.main(["run", "complexity", "--preset", "quick", "-p", "table8", "false",
                    "--figures", "out", "--check"]) == 0
@@ -63,6 +97,7 @@ def test_cli_check_merges_defaults_preset_overrides(capsys):
 
 
 WITH_TEST_PRESET = N.notebooks_with_preset("test")
+STUDY = {"dwr_tables": "dwr"}  # notebook -> study package (and figures/results folder)
 _RUNS: dict = {}
 
 
@@ -89,9 +124,10 @@ def test_notebook_writes_figures_with_numbers(test_run, name):
     assert manifests, f"{name} wrote no figure or table"
     for m in manifests:
         assert (m["notebook"], m["preset"]) == (name, "test")
+        assert m["dir"] == f"test/{STUDY.get(name, name)}"  # figures_dir/PRESET/STUDY
         for fname, sha in m["files"].items():
-            assert hashlib.sha256((figs / fname).read_bytes()).hexdigest() == sha
-        data = pd.read_csv(figs / f"{m['name']}.csv")
+            assert hashlib.sha256((figs / m["dir"] / fname).read_bytes()).hexdigest() == sha
+        data = pd.read_csv(figs / m["dir"] / f"{m['name']}.csv")
         numbers = data.select_dtypes("number").to_numpy()
         assert len(data) and numbers.size and np.isfinite(numbers).any(), m["name"]
     gallery = build_gallery(figs).read_text()
@@ -99,7 +135,7 @@ def test_notebook_writes_figures_with_numbers(test_run, name):
 
 
 def test_complexity_notebook_numbers(test_run):
-    figs = test_run("complexity")
+    figs = test_run("complexity") / "test" / "complexity"
     long = pd.read_csv(figs / "complexity_scaling.csv")
     assert set(long["model"]) == {"resnet20"} and set(long["precision"]) == {"fp"}
     body = long[long["scope"] == "body"].set_index(["transform", "quantity"])["measured"]

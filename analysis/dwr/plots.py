@@ -61,7 +61,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
                     "BNN backbone, at its OPs from bnnlib.complexity.",
             "preset": preset, "dataset": _short_dataset(_dataset_label(rows)),
             "records": _record_ids(pts, records_dir)}
-    paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops_{preset}",
+    paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops",
                         pd.DataFrame(data), outdir, meta)
     plt.close(fig)
     return paths

@@ -159,7 +159,7 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
             f"widths of each listed). Preset `{preset}`; records in `{records_dir}`.")
     meta = _rows_meta(f"{PAPER[table]['source']}: {PAPER[table]['caption']} — paper vs ours",
                       what, rows, preset, records_dir)
-    return save_table(table_frame(rows), f"dwr_{table}_{preset}", outdir, meta, floatfmt=".4g")
+    return save_table(table_frame(rows), f"dwr_{table}", outdir, meta, floatfmt=".4g")
 
 
 def orderings(table: str, rows: list[dict]) -> list[dict]:
@@ -194,7 +194,7 @@ def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, pre
             "|gap| > noise_std (needs >= 2 seeds).")
     meta = _rows_meta(f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
                       what, rows, preset, records_dir)
-    return save_table(pd.DataFrame(orderings(table, rows)), f"dwr_{table}_orderings_{preset}",
+    return save_table(pd.DataFrame(orderings(table, rows)), f"dwr_{table}_orderings",
                       outdir, meta, floatfmt=".3g")
 
 
@@ -205,7 +205,7 @@ def write_speed(rec: dict, outdir: str | os.PathLike, preset: str) -> dict:
     meta = {"title": "Speed: original vs DWR backbones (one run, interleaved)",
             "what": speed_markdown(rec).split("\n", 2)[2].strip().split("\n\n")[0],
             "preset": preset, "dataset": "none (random inputs; timing only)"}
-    return save_table(df, f"dwr_speed_{preset}", outdir, meta, floatfmt=".4g")
+    return save_table(df, "dwr_speed", outdir, meta, floatfmt=".4g")
 
 
 def records_summary(records_dir: str | os.PathLike) -> dict:

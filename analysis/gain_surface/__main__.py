@@ -1,10 +1,10 @@
 """CLI of the gain-surface study: ``python -m analysis.gain_surface {plan,sweep} --preset NAME``."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from analysis import cost
+from analysis.notebooks import study_parser
 from analysis.sweep import EXECUTORS, add_executor_flags, executor_options
 
 from .study import count_ops, load_preset, plan_estimate, run, study_configs
@@ -12,16 +12,16 @@ from .study import count_ops, load_preset, plan_estimate, run, study_configs
 
 def main(argv=None) -> int:
     """``python -m analysis.gain_surface {plan,sweep} --preset NAME [--workers N]``."""
-    ap = argparse.ArgumentParser(prog="python -m analysis.gain_surface",
-                                 description="Plan or run the gain-surface sweep of a preset "
-                                             "(figures: the gain_surface notebook).")
-    ap.add_argument("command", choices=("plan", "sweep"))
-    ap.add_argument("--preset", default="quick")
+    ap = study_parser("gain_surface", "gain_surface", "Plan or run the gain-surface sweep of a "
+                      "preset (figures: the gain_surface notebook).",
+                      {"plan": "list the runs, their OPs and status, and a cost estimate",
+                       "sweep": "train the missing runs"},
+                      "python -m analysis.gain_surface plan --preset quick")
     ap.add_argument("--workers", type=int, default=None,
-                    help="local processes (default: one per visible GPU, else 1)")
-    ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
-    ap.add_argument("--gpus", type=int, default=1, help="plan: GPUs to spread the estimate over")
-    ap.add_argument("--executor", choices=EXECUTORS, help="default: packed when the preset packs, else local")
+                    help="local processes, an int >= 1; none: one per visible GPU, else 1")
+    ap.add_argument("--gpus", type=int, default=1, help="plan: GPUs to spread the estimate over, an int >= 1")
+    ap.add_argument("--executor", choices=EXECUTORS,
+                    help="where runs execute; none: packed when the preset packs, else local")
     add_executor_flags(ap)
     a = ap.parse_args(argv)
     try:
