@@ -31,8 +31,12 @@ TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", 
 # speed options (analysis.sweep.SPEED_KEYS): TrainConfig fields too, passed only when they
 # differ from TrainConfig's defaults, so records made before they existed still match
 SPEED_KEYS = ("amp", "channels_last", "compile", "compile_mode", "deterministic")
+# recipe and regime options (the cpu preset: 16x16 inputs, Adam, label smoothing), passed the
+# same way: only off TrainConfig's defaults, so earlier records keep matching
+REGIME_KEYS = ("optimizer", "weight_decay", "resolution", "label_smoothing", "lr_schedule",
+               "warmup_epochs")
 PRESET_KEYS = ("seeds", "epochs", "pretrain_epochs", "table5_pretrain", "calib_images",
-               "workers", "pack") + TRAIN_KEYS + SPEED_KEYS
+               "workers", "pack") + TRAIN_KEYS + SPEED_KEYS + REGIME_KEYS
 
 
 def train_kw(preset: dict) -> dict:
@@ -41,7 +45,7 @@ def train_kw(preset: dict) -> dict:
     if bad:
         raise ValueError(f"preset: got unknown keys {bad}; allowed: {sorted(PRESET_KEYS)}")
     default = TrainConfig.__dataclass_fields__
-    speed = {k: preset[k] for k in SPEED_KEYS
+    speed = {k: preset[k] for k in SPEED_KEYS + REGIME_KEYS
              if preset.get(k) is not None and preset[k] != default[k].default}
     return {**{k: preset[k] for k in TRAIN_KEYS if k in preset}, **speed}
 
@@ -189,7 +193,7 @@ def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
     a = _chain_args(job, preset, kw)
     pre = D.pretrain_config(job["original"], job["s"], a["pretrain_epochs"], a["seed"], kw,
                             a["start_spec"], a["tag"])
-    budget = float(D.count(job["original"]).totals["ops"])
+    budget = D.budget_for(job["original"], kw)
     return [] if D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"]) else [pre]
 
 

@@ -26,6 +26,12 @@ def _log_w_axis(ax, ticks) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+RAW_VERTEX = "raw vertex (quadratic in ln d)"
+DIAGONAL_NOTE = ("surface fits skipped: the grid holds iso-OPs diagonals only (one width per "
+                 "depth), so f(w, d) is not identifiable; the optimum comes from the model-free "
+                 "quadratic-in-ln-d vertex and the argmax along each diagonal")
+
+
 def _iso_line(ops: gf.OpsModel, w0: float, d0: int, d_range) -> tuple[np.ndarray, np.ndarray]:
     d = np.linspace(d_range[0], d_range[1], 200)
     return gf.iso_width(d, w0, d0, ops), d
@@ -44,7 +50,7 @@ def heatmaps(df: pd.DataFrame, ref_depth: int, iso_refs, ops: dict, outdir, meta
         sc = ax.scatter(m["width_mult"], m["depth"], c=m["acc"], s=420, marker="s", cmap="viridis")
         for w, d, a in zip(m["width_mult"], m["depth"], m["acc"]):
             ax.annotate(f"{a:.1f}", (w, d), ha="center", va="center", fontsize=6, color="w")
-        for w0 in iso_refs:
+        for w0 in iso_refs if p in ops else ():  # no OPs model on a diagonal-only grid
             ax.plot(*_iso_line(ops[p], w0, ref_depth, d_range), "--", color="0.3", lw=1)
             ax.annotate(f"iso-OPs N[{w0:g}, {ref_depth}]", (w0, ref_depth), fontsize=6,
                         xytext=(4, 8), textcoords="offset points", color="0.3")
@@ -60,8 +66,8 @@ def heatmaps(df: pd.DataFrame, ref_depth: int, iso_refs, ops: dict, outdir, meta
                                 "curves through N[w0, d0], computed within each precision."})
 
 
-def _band(eq: pd.DataFrame, quantity: str, w0: float):
-    r = eq[(eq["quantity"] == quantity) & (eq["method"] == "fit optimum") & np.isclose(eq["w0"], w0)]
+def _band(eq: pd.DataFrame, quantity: str, w0: float, method: str = "fit optimum"):
+    r = eq[(eq["quantity"] == quantity) & (eq["method"] == method) & np.isclose(eq["w0"], w0)]
     return None if r.empty else r.iloc[0]
 
 
@@ -87,7 +93,8 @@ def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int,
                 ax.plot(d, g, "-", label=f"fit: {chosen[p]}")
                 rows += [{"w0": w0, "precision": p, "depth": dd, "width_mult": ww, "acc": gg, "kind": "fit"}
                          for dd, ww, gg in zip(d, w, g)]
-            b = _band(eq, "d0 (FP)" if p == "fp" else "d_n (BNN)", w0)
+            b = _band(eq, "d0 (FP)" if p == "fp" else "d_n (BNN)", w0,
+                      "fit optimum" if chosen else RAW_VERTEX)
             if b is not None and np.isfinite(b["estimate"]):
                 ax.axvline(b["estimate"], color="k", lw=1, label=f"optimum d = {b['estimate']:.2f}")
                 if np.isfinite(b["ci_lo"]):
@@ -167,16 +174,23 @@ def report(df: pd.DataFrame, ref_depth: int, iso_refs, outdir, meta: dict, n_boo
            seed: int = 0, ops: dict | None = None) -> dict:
     """Every table and figure of the study from a runs frame; returns the tables."""
     style()
-    models = gt.ops_models(df, ops)
-    fits, chosen = gt.fit_table(df)
+    if gs.diagonal_only(df):  # model-free estimates only: f(w, d) is not identifiable
+        models, chosen = dict(ops or {}), {}
+        fits = pd.DataFrame({"note": [DIAGONAL_NOTE]})
+    else:
+        models = gt.ops_models(df, ops)
+        fits, chosen = gt.fit_table(df)
     eq = gt.equilibrium_table(df, ref_depth, iso_refs, n_boot=n_boot, seed=seed, ops=models,
                               chosen=chosen)
+    if not chosen:  # keep only the model-free rows (the fit rows would all be empty)
+        eq = eq[~eq["method"].str.startswith("fit")].reset_index(drop=True)
     props = (gt.properties_table(df, ref_depth, iso_refs, ops=models, chosen=chosen) if chosen
              else pd.DataFrame())
     save_tables(fits, eq, props if not props.empty else pd.DataFrame({"note": ["too few configs"]}),
                 outdir, meta)
     heatmaps(df, ref_depth, iso_refs, models, outdir, meta)
     iso_curves(df, eq, chosen, ref_depth, iso_refs, models, outdir, meta)
-    surfaces(df, chosen, ref_depth, iso_refs, models, outdir, meta)
+    if chosen:
+        surfaces(df, chosen, ref_depth, iso_refs, models, outdir, meta)
     plt.close("all")
     return {"fits": fits, "equilibrium": eq, "properties": props, "chosen": chosen}

@@ -36,7 +36,7 @@ from bnnlib.spec import ResNetSpec, spec_to_dict
 
 from . import fit as gf
 
-__all__ = ["Shape", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
+__all__ = ["Shape", "diagonal_only", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
            "runs_frame", "load_runs", "config_means", "iso_slices", "seed_groups", "points", "TAG",
            "study_configs", "run", "resolve_dataset", "load_preset", "plan_estimate"]
 
@@ -98,8 +98,10 @@ def make_grid(backbone: str = "resnet20", depths=(1, 2, 3), width_mults=(1.0, 1.
     """Rectangular grid depths x width_mults (all precisions) plus, per precision and w0 in
     iso_refs, the iso-OPs diagonal through N[w0, ref_depth] over ``depths``, its widths solved
     from that precision's counted OPs. Deduplicated by built architecture."""
-    if not depths or not width_mults:
-        raise ValueError(f"depths/width_mults: got {depths!r}/{width_mults!r}; allowed: non-empty")
+    if not depths or not (width_mults or iso_refs):
+        raise ValueError(f"depths/width_mults: got {depths!r}/{width_mults!r}; allowed: non-empty "
+                         "depths, and width_mults unless iso_refs gives diagonals (an empty "
+                         "width_mults trains the iso-OPs diagonals only)")
     if ref_depth not in depths:
         raise ValueError(f"ref_depth: got {ref_depth!r}; allowed: one of depths {list(depths)}")
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -146,6 +148,12 @@ def _parse_tag(tag: str) -> dict:
     words = tag.split()
     parts = dict(p.split("=", 1) for p in words if "=" in p)
     return {"backbone": words[1], "width_mult": float(parts["w"]), "depth": int(parts["d"])}
+
+
+def diagonal_only(df: pd.DataFrame) -> bool:
+    """True when no (precision, depth) was run at two widths: the grid is iso-OPs diagonals
+    only, so width is a function of depth and a surface f(w, d) is not identifiable."""
+    return bool(len(df)) and int(df.groupby(["precision", "depth"])["width_mult"].nunique().max()) == 1
 
 
 def runs_frame(records, metric: str = "final_test_acc") -> pd.DataFrame:
@@ -225,6 +233,9 @@ TRAIN_KEYS = ("epochs", "train_subset", "val_size", "batch_size", "lr", "optimiz
               "threads", "data_root")
 STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "iso_refs",
               "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
+# optional: recipe/regime options (the cpu preset: 16x16 inputs, label smoothing, schedule);
+# TrainConfig leaves them out of the hash at their defaults, so earlier records still match
+REGIME_KEYS = ("weight_decay", "resolution", "label_smoothing", "lr_schedule", "warmup_epochs")
 # optional: speed options (analysis.sweep.SPEED_KEYS) reach every TrainConfig; ``pack`` K > 1
 # trains the seeds of one shape K at a time in one packed model (bnnlib.packed)
 
@@ -244,7 +255,8 @@ def study_configs(params: dict) -> list:
     shapes = make_grid(p["backbone"], p["depths"], p["width_mults"], p["ref_depth"], p["iso_refs"],
                        p["stem_mult"], p["precisions"])
     from analysis.sweep import speed_options
-    train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p)}
+    train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p),
+             **{k: p[k] for k in REGIME_KEYS if p.get(k) is not None}}
     return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
                         dataset=resolve_dataset(p["dataset"], p["data_root"], p["records_dir"]), **train)
 
