@@ -35,7 +35,10 @@ NB_DIR = REPO / "notebooks"
 PRESET_DIR = NB_DIR / "presets"
 EXEC_DIR = NB_DIR / "_executed"
 KERNEL = "python3"
-DEFAULT_TIMEOUT = 7200  # seconds per cell; a quick-preset cell that trains stays well below
+# No per-cell limit by default: a cell that trains (paper presets: hours; the sweep runner
+# under it is resumable) must not be killed by the notebook runner. --timeout S sets one.
+DEFAULT_TIMEOUT = None  # formerly 7200 s, which killed every paper-scale training cell
+# (a quick-preset cell that trains stays well below that)
 
 
 # ---- notebooks and presets ----------------------------------------------------------------------

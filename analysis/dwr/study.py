@@ -198,7 +198,7 @@ def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
 
 
 def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, workers: int | None = None,
-             executor: str = "local", executor_options: dict | None = None,
+             executor: str | None = None, executor_options: dict | None = None,
              shard: str | None = None) -> list[tuple]:
     """Run every job (skipping finished ones) through the sweep executors, in three stages:
     plain runs and the chains' pre-trainings, then pruning (here: light, needs the pre-trained
@@ -210,6 +210,10 @@ def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, worker
     if shard is not None:
         k, n = parse_shard(shard)
         order = [j for i, j in enumerate(order) if i % n == k]
+    pack = int(preset.get("pack") or 1)  # seeds of one net trained together (bnnlib.packed)
+    executor = executor or ("packed" if pack > 1 else "local")
+    if executor_options is None and executor == "packed":
+        executor_options = {"pack_size": pack}
     runs, run = Path(records_dir) / "runs", dict(executor=executor, workers=workers,
                                                  executor_options=executor_options)
     first = [c for j in order for c in _stage_configs(j, preset, records_dir)]

@@ -7,7 +7,13 @@ from analysis import cost
 from analysis.notebooks import study_parser
 from analysis.sweep import EXECUTORS, add_executor_flags, executor_options
 
-from .study import count_ops, load_preset, plan_estimate, run, study_configs
+from .study import count_ops, plan_estimate, run, study_configs
+
+
+def load_preset(name: str) -> dict:
+    """Parameters of preset ``name`` as the gain_surface notebook sees them."""
+    from analysis.notebooks import resolve
+    return resolve("gain_surface", name)
 
 
 def main(argv=None) -> int:
@@ -25,7 +31,7 @@ def main(argv=None) -> int:
     add_executor_flags(ap)
     a = ap.parse_args(argv)
     try:
-        params = load_preset(a.preset)
+        params = load_preset(a.preset)  # the notebook's defaults overlaid by the preset, validated
         if a.records:
             params["records_dir"] = a.records
         configs = study_configs(params)

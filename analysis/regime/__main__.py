@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write the learning-curve figure and the choice tables",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        epilog="example: python -m analysis.regime report --tol 0.5")
+    r.add_argument("--spec", default="learning_curves",
+                   help="sweep YAML: a name in analysis/regime/ or a path")
     r.add_argument("--records", default=None,
                    help="records folder (default: results/cpu/regime under the repo root)")
     r.add_argument("--figures", default=str(ROOT / "figures" / "cpu" / "regime"),
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     from analysis.sweep import status
     from . import load, report
     try:
-        recs, configs = load(a.records if a.cmd == "report" else None)
+        recs, configs = load(a.records, a.spec) if a.cmd == "report" else load()
         if a.cmd == "status":
             from .study import RECORDS_DIR
             print(status(configs, RECORDS_DIR))

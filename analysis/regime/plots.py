@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from analysis.figures import save_figure, style
@@ -28,6 +29,7 @@ def fig_learning_curves(curves: pd.DataFrame, budget: pd.DataFrame, outdir, meta
             rows += [{"panel": prec, "recipe": recipe, "schedule_epochs": e, "epoch": int(a),
                       "val_acc": float(b)} for a, b in zip(m["epoch"], m["val_acc"])]
         ax.set(title=f"{_LABEL[prec]} ({recipe})", xlabel="epoch", ylabel="validation accuracy (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(title="cosine schedule", loc="lower right")
     ax = axes[-1]
     for prec in precs:
@@ -40,6 +42,7 @@ def fig_learning_curves(curves: pd.DataFrame, budget: pd.DataFrame, outdir, meta
     ax.set(title="budget curve (circle: chosen E)", xlabel="schedule length E (epochs)",
            ylabel="last-5-epoch mean val. acc. (%)")
     ax.legend(loc="lower right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     paths = save_figure(fig, name, pd.DataFrame(rows), outdir, meta)
     plt.close(fig)

@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.sweep import load_records, load_spec
 
 __all__ = ["SPEC", "RECORDS_DIR", "runs_frame", "curves_frame", "recipe_of", "choose_recipe",
-           "choose_epochs", "load"]
+           "choose_epochs", "load", "run", "resolve_spec"]
 
 SPEC = Path(__file__).resolve().parent / "learning_curves.yaml"
 RECORDS_DIR = Path(__file__).resolve().parents[2] / "results" / "cpu" / "regime"
@@ -112,15 +112,33 @@ def choose_epochs(runs: pd.DataFrame, recipes: dict[str, str], tol: float = 0.5,
         curve.insert(0, "precision", prec)
         curve["within_tol"] = curve["gap"] <= tol
         curve["chosen"] = curve["epochs"] == pick
-        curve["longest_only"] = len(curve) == 1 or pick == int(curve["epochs"].max())
+        # the chosen length is the longest tried: no evidence yet that it has converged
+        curve["at_longest"] = pick == int(curve["epochs"].max())
         out.append(curve)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def load(records_dir: str | Path | None = None) -> tuple[list[dict], list]:
-    """(records of the regime sweep, its configs) from ``records_dir`` (default: the cpu one)."""
-    _, configs, default_dir = load_spec(SPEC)
+def resolve_spec(spec: str | Path) -> Path:
+    """A sweep YAML: a path (relative paths from the repo root) or a name in this folder."""
+    p = Path(spec)
+    for cand in (p, Path(__file__).resolve().parents[2] / p, SPEC.parent / f"{spec}.yaml"):
+        if cand.is_file():
+            return cand
+    names = sorted(q.stem for q in SPEC.parent.glob("*.yaml"))
+    raise ValueError(f"spec: got {spec!r}; allowed: a sweep YAML path or one of {names}")
+
+
+def load(records_dir: str | Path | None = None, spec: str | Path = SPEC) -> tuple[list[dict], list]:
+    """(records of the sweep ``spec`` found in ``records_dir`` (default: the spec's), its configs)."""
+    _, configs, default_dir = load_spec(resolve_spec(spec))
     rdir = Path(records_dir) if records_dir is not None else default_dir
     from analysis.sweep import config_hash
     wanted = {config_hash(c) for c in configs}
     return [r for r in load_records(rdir) if r.get("config_hash") in wanted], configs
+
+
+def run(records_dir: str | Path, spec: str | Path = SPEC, workers: int = 2) -> list[dict]:
+    """Train what is missing of the sweep ``spec`` into ``records_dir`` (finished runs skipped)."""
+    from analysis.sweep import run_sweep
+    _, configs, _ = load_spec(resolve_spec(spec))
+    return run_sweep(configs, records_dir, workers=workers)

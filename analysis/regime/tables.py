@@ -28,5 +28,6 @@ def save_tables(runs: pd.DataFrame, recipes: pd.DataFrame, budget: pd.DataFrame,
                                 "what": f"converged = mean validation accuracy of the last 5 "
                                         f"epochs of a complete cosine schedule of E epochs; gap = "
                                         f"longest E minus this; chosen = smallest E with gap <= "
-                                        f"{tol} points."}, ".2f")
+                                        f"{tol} points; at_longest = the chosen length is the longest "
+                                        f"tried (convergence not shown: try longer)."}, ".2f")
     return out
