@@ -95,7 +95,11 @@ def _kernel_env(name: str, preset: str | None):
         (kdir / "kernel.json").write_text(json.dumps(spec))
         env = {"JUPYTER_PATH": os.pathsep.join(filter(None, [tmp, os.environ.get("JUPYTER_PATH")])),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-               "BNN_NOTEBOOK": name, "BNN_PRESET": preset or ""}
+               "BNN_NOTEBOOK": name, "BNN_PRESET": preset or "",
+               # one BLAS/OpenMP thread: fits and bootstrap bands then give the same last bits on
+               # every machine (the byte-identical re-render guarantee); training cells set their
+               # own torch threads
+               **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:

@@ -20,20 +20,28 @@ from .tables import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  #
 
 __all__ = ["make_figures", "fig_init_vs_trained"]
 
-_BB_NAMES = {"resnet": "ResNet (Bi-Real shortcuts)", "resnet_basic": "ResNet (basic blocks)",
-             "vgg": "plain VGG stack (no shortcuts)"}
-_ACT_TEXT = {"identity": "nothing after the addition", "rprelu": "RPReLU after the addition"}
+_BB_NAMES = {"resnet": "ResNet (Bi-Real units)", "resnet_basic": "ResNet (basic blocks)",
+             "vgg": "plain VGG (no shortcuts)"}
+# what follows each residual addition (VGG: each BN); hardtanh is bnnlib's CIFAR default
+_ACT_TEXT = {"hardtanh": "hardtanh after +", "identity": "nothing after +",
+             "rprelu": "RPReLU after +"}
 
 
 class _Labels(dict):
-    """Panel titles for the frames' backbone column ('resnet', 'resnet+identity', ...)."""
+    """Panel titles for the frames' backbone column ('resnet', 'resnet+identity', ...): the
+    backbone and the activation after each residual addition, default included."""
 
     def __missing__(self, key: str) -> str:
         bb, _, act = key.partition("+")
-        return f"{_BB_NAMES[bb]}, {_ACT_TEXT.get(act, act)}"
+        act = act or "hardtanh"
+        text = _ACT_TEXT.get(act, act)
+        return f"{_BB_NAMES[bb]}, {text.replace(' after +', '') if bb == 'vgg' else text}"
 
 
-_BB_LABEL = _Labels(_BB_NAMES)
+_BB_LABEL = _Labels()
+ACT_NOTE = ("Residual activation (after each residual addition; VGG: after each BN): hardtanh "
+            "unless a label says '+identity' (nothing, as Bi-Real Net) or '+rprelu' (RPReLU, as "
+            "ReActNet).")
 
 
 def _data_label(df) -> str:
@@ -52,7 +60,8 @@ def _save(fig, name, data, outdir, title, what, df, records, suffix=True):
         title += f" ({_when(epochs[-1])})"
     label = _data_label(df)
     fig.text(0.01, 0.005, f"Data: {label}", fontsize=6, color="0.35", ha="left", va="bottom")
-    meta = {"title": title, "what": what, "dataset": label, "records": records, "footnote": False}
+    meta = {"title": title, "what": f"{what} {ACT_NOTE}", "dataset": label, "records": records,
+            "footnote": False}
     paths = save_figure(fig, name, data, outdir, meta)
     plt.close(fig)
     return paths
@@ -248,7 +257,7 @@ def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, rec
     """Fit table and premise verdicts (tables with manifests); full fits with bands (JSON)."""
     meta = {"dataset": dataset, "records": records, "footnote": False}
     save_table(table, "erracc_fits", outdir, {**meta, "title": "phi(d) fits of accumulated error",
-               "what": "Per group and metric: linear slope per binary layer with 95% bootstrap "
+               "what": f"{ACT_NOTE} Per group and metric: linear slope per binary layer with 95% bootstrap "
                        "CI over seeds, best form by leave-one-depth-out RMSE, RMSE of each form."})
     path = outdir / "erracc_fits_bands.json"  # not a manifest: the gallery skips it
     tmp = outdir / f".{path.name}.tmp{os.getpid()}"
@@ -259,4 +268,4 @@ def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, rec
         return
     save_table(premise, "erracc_premise", outdir, {
         **meta, "title": "Does the error grow with depth? (Eq. 15: phi'(d) > 0)",
-        "what": "'grows' only when the whole 95% CI of the linear slope is above zero."})
+        "what": f"'grows' only when the whole 95% CI of the linear slope is above zero. {ACT_NOTE}"})
