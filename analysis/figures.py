@@ -163,6 +163,8 @@ def _write_manifest(outdir: Path, meta: dict, files: list[Path]) -> Path:
 def _dataset_label(d) -> str | None:
     if isinstance(d, dict):
         name, note = d.get("name"), d.get("note")
+        if name and d.get("resolution") and f"{d['resolution']}x" not in str(note):
+            name = f"{name} at {d['resolution']}x{d['resolution']}"  # the cpu regime's inputs
         return f"{name} ({note})" if name and note else name or note
     return str(d) if d else None
 

@@ -67,4 +67,6 @@ def test_acts_measured_apart_at_16px(tmp_path):
     assert set(rf["backbone"]) == {"resnet", "resnet+identity"}
     table, _ = fit_table(rf, metrics=("drift_head",), n_boot=20)
     assert set(table["backbone"]) == {"resnet", "resnet+identity"}
-    assert _BB_LABEL["resnet+identity"].endswith("nothing after the addition")
+    assert _BB_LABEL["resnet+identity"].endswith("nothing after +")
+    assert _BB_LABEL["resnet"].endswith("hardtanh after +") and _BB_LABEL["vgg"].endswith(", hardtanh")
+    assert "16x16" in rf["dataset_note"].iloc[0]

@@ -20,6 +20,16 @@ SHORT = {"eq13": "E_Q (Eq. 13), sum of local residuals", "drift_head": "drift at
 GROUP = ["backbone", "width", "binarizer", "trained_epochs", "dataset"]
 
 
+def _note(dataset: dict) -> str | None:
+    """The record's data note, prefixed with the input size when it is not 32x32."""
+    res = dataset.get("resolution")
+    note = dataset.get("note")
+    if not (res and res != 32 and note):
+        return note
+    from bnnlib.data import name_label
+    return f"{name_label(dataset.get('name'))} at {res}x{res}, {note}"
+
+
 def backbone_label(config: dict) -> str:
     """The backbone column of the frames: the backbone name, plus '+<act>' when the residual
     activation is not the default hardtanh (so every grouping and figure keeps them apart)."""
@@ -36,7 +46,7 @@ def records_frame(records) -> pd.DataFrame:
                      **{k: c[k] for k in ("blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
                      "d": s["n_binary"], "config_hash": r["config_hash"],
-                     "dataset_note": r["dataset"].get("note"), **s})
+                     "dataset_note": _note(r["dataset"]), **s})
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
@@ -52,7 +62,7 @@ def layers_frame(records) -> pd.DataFrame:
             if L["binary"]:
                 rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]},
                              "backbone": backbone_label(c), "d": d,
-                             "dataset_note": r["dataset"].get("note"), **L})
+                             "dataset_note": _note(r["dataset"]), **L})
     return pd.DataFrame(rows)
 
 
