@@ -67,7 +67,7 @@ def test_local_devices_default_and_explicit(monkeypatch):
 
 def test_submitit_request_from_cli_flags_and_spec_options():
     ns = sweep.argparse.Namespace(devices=None, gpus_per_node=2, timeout_min=90, partition="h100",
-                                  requeue=5)
+                                  requeue=5, tasks_per_node=None, nodes=None)
     opts = sweep.executor_options("submitit", {"slurm_qos": "high", "timeout_min": 30}, ns)
     req = sweep.submitit_request(opts, [cfg(device="auto")])
     assert req["parameters"] == {"gpus_per_node": 2, "timeout_min": 90, "slurm_partition": "h100",

@@ -28,7 +28,7 @@ from bnnlib.train import train
 from bnnlib.train_config import TrainConfig
 
 __all__ = ["dwr", "run_config", "read_run", "prune_stage", "calibration_images", "load_stage_records",
-           "PRUNE_DEFAULTS"]
+           "PRUNE_DEFAULTS", "budget_for", "pretrain_config", "final_config", "existing_prune"]
 
 PRUNE_DEFAULTS = {"tol": 0.02, "represent": "spatial", "min_samples": 5, "tie": "max",
                   "monotone": None, "fill": True}
@@ -66,7 +66,8 @@ def calibration_images(cfg: TrainConfig, n: int, seed: int):
     cal = CalibrationSet.draw(va.tolist(), n, seed)
     cal.check_within(va.tolist())
     assert not set(cal.indices) & set(tr.tolist()), "calibration overlaps the training split"
-    x = bdata.normalize(ds.x_train[torch.as_tensor(cal.indices)])
+    # the images the net trains on: average-pooled to cfg.resolution as bnnlib.data does
+    x = bdata.normalize(bdata.downsample(ds.x_train[torch.as_tensor(cal.indices)], cfg.resolution))
     return cal, x, {"name": ds.name, "note": ds.note, "source": "train split, validation part",
                     "val_size": cfg.val_size, "split_seed": cfg.split_seed}
 
@@ -104,26 +105,33 @@ def prune_stage(pre_cfg: TrainConfig, pre_rec: dict, records_dir: str | Path, bu
     return records.read_json(path)  # the JSON form, as a rerun would read it
 
 
+def budget_for(original_spec: BaseSpec, train_kw: dict | None = None) -> float:
+    """The original's OPs at the input size the chain trains at (``resolution`` in train_kw:
+    a 16x16 regime prunes to the 16x16 budget, about a quarter of the 32x32 one)."""
+    res = (train_kw or {}).get("resolution", 32)
+    at = original_spec if res == 32 else original_spec.replace(input_size=res)
+    return float(count(at).totals["ops"])
+
+
 def dwr(original_spec: BaseSpec, s: float, budget: float | None = None, pretrain_epochs: int = 5,
         epochs: int = 10, seed: int = 0, records_dir: str | Path = "runs/dwr",
         train_kw: dict | None = None, calib_images: int = 400, prune_kw: dict | None = None,
         inherit: bool = False, start_spec: BaseSpec | None = None, tag: str = "",
-        lookup: bool = False) -> dict:
+        lookup: bool = False, train_final: bool = True) -> dict:
     """widen(original, s) (or ``start_spec``) -> pre-train -> prune to ``budget`` (default:
     the original's OPs) -> train; returns {'pretrain', 'prune', 'train'} records.
-    ``lookup=True`` only reads existing records (missing stages are None)."""
+    ``lookup=True`` only reads existing records (missing stages are None);
+    ``train_final=False`` stops after pruning (the sweep executors train the final nets)."""
     if not isinstance(original_spec, BaseSpec):
         raise ValueError(f"original_spec: got {type(original_spec).__name__}; allowed: a spec")
     for name, v in (("pretrain_epochs", pretrain_epochs), ("epochs", epochs)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: got {v!r}; allowed: a positive int")
-    budget = float(count(original_spec).totals["ops"]) if budget is None else budget
-    wide = start_spec if start_spec is not None else widen(original_spec, s)
+    budget = budget_for(original_spec, train_kw) if budget is None else budget
     base = dict(train_kw or {})
-    pre_cfg = TrainConfig(spec=spec_to_dict(wide), epochs=pretrain_epochs, seed=seed,
-                          save_weights=True, tag=f"{tag}|dwr-pretrain", **base)
+    pre_cfg = pretrain_config(original_spec, s, pretrain_epochs, seed, base, start_spec, tag)
     run_dir = Path(records_dir)
-    prune_rec = _existing_prune(run_dir, pre_cfg, budget, calib_images, seed, prune_kw, inherit)
+    prune_rec = existing_prune(run_dir, pre_cfg, budget, calib_images, seed, prune_kw, inherit)
     pre_rec = read_run(pre_cfg, run_dir)
     if prune_rec is None:
         if lookup:
@@ -131,11 +139,29 @@ def dwr(original_spec: BaseSpec, s: float, budget: float | None = None, pretrain
         pre_rec = run_config(pre_cfg, run_dir, need_weights=True)
         prune_rec = prune_stage(pre_cfg, pre_rec, run_dir, budget, calib_images, seed, prune_kw,
                                 inherit)
-    fin_cfg = TrainConfig(spec=prune_rec["spec"], epochs=epochs, seed=seed,
-                          init_weights=prune_rec["init_weights"],
-                          tag=f"{tag}|dwr-train|prune={prune_rec['prune_hash']}", **base)
+    fin_cfg = final_config(prune_rec, epochs, seed, base, tag)
+    if not train_final:
+        return {"pretrain": pre_rec, "prune": prune_rec, "train": read_run(fin_cfg, run_dir),
+                "final_config": fin_cfg}
     fin_rec = read_run(fin_cfg, run_dir) if lookup else run_config(fin_cfg, run_dir)
     return {"pretrain": pre_rec, "prune": prune_rec, "train": fin_rec}
+
+
+def pretrain_config(original_spec: BaseSpec, s: float, pretrain_epochs: int, seed: int,
+                    train_kw: dict | None = None, start_spec: BaseSpec | None = None,
+                    tag: str = "") -> TrainConfig:
+    """The pre-training run of a chain: the widened net (or ``start_spec``), weights saved."""
+    wide = start_spec if start_spec is not None else widen(original_spec, s)
+    return TrainConfig(spec=spec_to_dict(wide), epochs=pretrain_epochs, seed=seed,
+                       save_weights=True, tag=f"{tag}|dwr-pretrain", **dict(train_kw or {}))
+
+
+def final_config(prune_rec: dict, epochs: int, seed: int, train_kw: dict | None = None,
+                 tag: str = "") -> TrainConfig:
+    """The final training run of a chain: the pruned net of ``prune_rec``."""
+    return TrainConfig(spec=prune_rec["spec"], epochs=epochs, seed=seed,
+                       init_weights=prune_rec["init_weights"],
+                       tag=f"{tag}|dwr-train|prune={prune_rec['prune_hash']}", **dict(train_kw or {}))
 
 
 def read_run(cfg: TrainConfig, records_dir: str | Path) -> dict | None:
@@ -156,7 +182,7 @@ def _prune_key(records_dir, pre_cfg, budget, calib_images, calib_seed, prune_kw,
     return key, ph, Path(records_dir) / "prune" / f"{ph}.json"
 
 
-def _existing_prune(run_dir, pre_cfg, budget, calib_images, seed, prune_kw, inherit):
+def existing_prune(run_dir, pre_cfg, budget, calib_images, seed, prune_kw=None, inherit=False):
     """The finished prune record for these settings, if any (then no pre-training is needed)."""
     path = _prune_key(run_dir, pre_cfg, budget, calib_images, seed, prune_kw, inherit)[2]
     return records.read_json(path) if path.is_file() else None

@@ -1,0 +1,96 @@
+"""Paper scale (issue 11): speed options reach TrainConfig from presets, the paper gain-surface
+grid builds, plans cost presets from the table (with its sources), DWR chains run through the
+sweep executors, notebooks have no per-cell limit by default."""
+import pytest
+
+from analysis import cost, sweep
+from analysis.dwr import study as DS
+from analysis.gain_surface import study as gs
+from bnnlib.spec import ResNetSpec
+from bnnlib.train_config import TrainConfig
+
+SPEED = {"amp": "bf16", "channels_last": True, "compile": True, "compile_mode": "reduce-overhead",
+         "deterministic": True}
+
+
+@pytest.mark.slow  # counts OPs of ~50 shapes: 10-60 s on 2 busy cores
+def test_paper_gain_surface_grid_builds_and_speed_options_reach_every_config():
+    p = {**gs.load_preset("paper"), "dataset": "cifar10", **SPEED}
+    cfgs = gs.study_configs(p)  # the first paper grid failed here: width_mult 0.8566 < stem
+    assert len(cfgs) == 144 and {c.epochs for c in cfgs} == {200}
+    assert all(all(getattr(c, k) == v for k, v in SPEED.items()) for c in cfgs)
+
+
+def _one_shape(monkeypatch):
+    """Replace the grid (its OPs fit counts ~20 nets: slow) by one small shape."""
+    spec = gs.shape_spec("resnet20", 1, 0.5, 0.5).replace(binary=False)
+    shape = gs.Shape(depth=1, width_mult=0.5, spec=spec, precisions=["fp", "bnn"])
+    monkeypatch.setattr(gs, "make_grid", lambda *a, **k: [shape])
+
+
+def test_speed_options_reach_gain_surface_configs_from_a_preset(monkeypatch):
+    from analysis.notebooks import resolve
+    _one_shape(monkeypatch)
+    cfgs = gs.study_configs({**resolve("gain_surface", "test"), **SPEED})
+    assert len(cfgs) == 2 and all(all(getattr(c, k) == v for k, v in SPEED.items()) for c in cfgs)
+    plain = gs.study_configs(resolve("gain_surface", "test"))
+    assert not any(c.compile or c.amp != "none" or c.deterministic for c in plain)  # off by default
+
+
+def test_speed_options_reach_dwr_configs_and_defaults_stay_out():
+    preset = {"seeds": [0], "epochs": 1, "pretrain_epochs": 1, "calib_images": 8,
+              "dataset": "synthetic", "amp": "none", "compile": False}
+    assert "amp" not in DS.train_kw(preset) and "compile" not in DS.train_kw(preset)  # defaults
+    cfgs = DS.plan_configs(DS.jobs("table4", {**preset, **SPEED}), {**preset, **SPEED})
+    assert cfgs and all(c.compile and c.amp == "bf16" and c.deterministic for c in cfgs)
+    assert sweep.speed_options({"amp": None, "compile": True, "lr": 1}) == {"compile": True}
+
+
+def test_cost_estimate_packs_by_seed_and_labels_quoted_numbers():
+    base = TrainConfig(model="resnet20", dataset="synthetic", epochs=10, val_size=5000)
+    cfgs = [base.replace(seed=s) for s in range(3)] + [base.replace(binary=False)]
+    one, packed = cost.estimate(cfgs), cost.estimate(cfgs, pack=3, gpus=2)
+    assert one["runs"] == packed["runs"] == 4 and one["epochs"] == 40
+    assert one["gpu_hours"] == pytest.approx(4 * 10 * 7.6 / 3600)  # the quoted eager row, ResNet-20
+    assert packed["gpu_hours"] == pytest.approx(2 * 10 * 7.6 / 3600)  # one pack of 3 + one single
+    assert packed["wall_hours"] == pytest.approx(packed["gpu_hours"] / 2)
+    text = cost.describe()
+    assert "quoted, not measured here" in text and "Assumed" in text
+    with pytest.raises(ValueError, match="^gpus: got"):
+        cost.estimate(cfgs, gpus=0)
+
+
+def test_plan_cli_prints_estimate_and_refuses_a_bad_grid_in_one_line(capsys, monkeypatch):
+    from analysis.gain_surface.__main__ import load_preset, main
+    _one_shape(monkeypatch)
+    assert main(["plan", "--preset", "test", "--gpus", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU-hours" in out and "on 2 GPUs" in out and "quoted, not measured here" in out
+    monkeypatch.undo()
+    bad = {**load_preset("test"), "stem_mult": 4.0}
+    monkeypatch.setattr("analysis.gain_surface.__main__.load_preset", lambda name: bad)
+    assert main(["plan", "--preset", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: width_mult: got") and err.count("\n") == 1
+
+
+def test_dwr_jobs_run_through_the_sweep_executors(tmp_path, monkeypatch):
+    calls = []
+    real = sweep.run_sweep
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfgs, root, **kw: calls.append(len(cfgs)) or real(cfgs, root, **kw))
+    tiny = ResNetSpec.uniform((2, 2), (8, 16), stem_width=8, block="bireal", shortcut="pad")
+    kw = {"dataset": "synthetic", "synthetic_train": 240, "synthetic_test": 40, "val_size": 60,
+          "batch_size": 32, "device": "cpu", "threads": 1, "eval_test": "end", "progress": False}
+    preset = {"seeds": [0], "epochs": 1, "pretrain_epochs": 1, "calib_images": 24, **kw}
+    jobs = [{"kind": "train", "spec": tiny, "label": None, "table": "t", "key": "a", "row_id": "tiny/a", "seed": 0},
+            {"kind": "dwr", "original": tiny, "s": 2.0, "start": None, "pretrain": None, "table": "t",
+             "key": "b", "row_id": "tiny/b", "seed": 0}]
+    out = DS.run_jobs(jobs, preset, tmp_path)
+    assert [o[2] for o in out] == ["finished", "finished"] and calls == [2, 1]  # stage 1, then finals
+    assert DS.run_jobs(jobs, preset, tmp_path, shard="1/2") == out[1:]  # done: read back, no training
+    assert calls == [2, 1, 1]
+
+
+def test_notebooks_have_no_per_cell_limit_by_default():
+    from analysis import notebooks
+    assert notebooks.DEFAULT_TIMEOUT is None
