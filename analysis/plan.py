@@ -50,17 +50,11 @@ def _error_accumulation(p: dict, mode, gpus) -> dict:
     """Trained measurements train a net first (costed as bnnlib.train runs); the others
     measure a few batches at initialisation (``MEASURE_S`` each, assumed)."""
     from analysis.error_accumulation import study as EA
-    from analysis.sweep import speed_options
-    from bnnlib.spec import spec_to_dict
-    from bnnlib.train_config import TrainConfig
     grid = EA.grid(p["backbones"], p["depths"], p["widths"], p["binarizers"], p["seeds"],
                    trained_epochs=p.get("trained_epochs", [0]),
-                   trained_binarizers=p.get("trained_binarizers"), dataset="synthetic")
-    trained = [c for c in grid if c["trained_epochs"] > 0]
-    cfgs = [TrainConfig(spec=spec_to_dict(EA.make_spec(c["backbone"], c["blocks"], c["width"], c["binarizer"])),
-                        dataset="synthetic", train_subset=p.get("train_subset"), val_size=5000,
-                        epochs=c["trained_epochs"], seed=c["seed"], eval_test="end",
-                        **speed_options(p)) for c in trained]
+                   trained_binarizers=p.get("trained_binarizers"), dataset="synthetic",
+                   train_subset=p.get("train_subset"), train_options=p.get("train_options"))
+    cfgs = [EA.train_config(c) for c in grid if c["trained_epochs"] > 0]  # what run_study trains
     extra = [("measurements", MEASURE_S * len(grid))]
     est = cost.estimate(cfgs, pack=int(p.get("pack") or 1), mode=mode, gpus=gpus, extra=extra)
     est["measurements"] = len(grid)

@@ -94,3 +94,20 @@ def test_dwr_jobs_run_through_the_sweep_executors(tmp_path, monkeypatch):
 def test_notebooks_have_no_per_cell_limit_by_default():
     from analysis import notebooks
     assert notebooks.DEFAULT_TIMEOUT is None
+
+
+def test_error_accumulation_trainings_go_through_the_sweep_executors(tmp_path, monkeypatch):
+    from analysis.error_accumulation import study as EA
+    from bnnlib import records
+    seen = []
+    real = sweep.run_sweep
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfgs, root, *a, **k: seen.append((len(cfgs), a)) or real(cfgs, root, *a, **k))
+    cfgs = [EA.make_config(backbone="vgg", blocks=1, width=4, trained_epochs=e, train_subset=256,
+                           val_size=200, dataset="synthetic", batch_size=8, ks=(4.0,)) for e in (0, 1)]
+    recs = EA.run_study(cfgs, tmp_path, log=None, executor="packed")
+    assert seen == [(1, ("packed", None, None))] and recs[1]["training"]["status"] == "finished"
+    tc = EA.train_config(cfgs[1])
+    assert (tmp_path / "train" / records.config_hash(tc) / "record.json").is_file()
+    assert EA.train_config(cfgs[0]) is None
+    EA.run_study(cfgs, tmp_path, log=None)  # all measured: nothing to train
+    assert len(seen) == 1

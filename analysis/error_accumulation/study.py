@@ -26,7 +26,7 @@ from .instruments import BN_MODES, measure
 
 __all__ = ["BACKBONES", "BINARIZERS", "make_spec", "make_config", "config_hash", "grid",
            "load_batches", "run_config", "run_study", "load_records", "select_records",
-           "AXES", "ACTS", "setting"]
+           "AXES", "ACTS", "setting", "train_config"]
 
 BACKBONES = ("resnet", "resnet_basic", "vgg")
 BINARIZERS = ("sign", "approx_sign", "rsign")
@@ -194,24 +194,33 @@ def _model_for(config: dict, work_dir: Path, device: str = "cpu"):
         model = build(spec)
     if config["trained_epochs"] == 0:
         return model, None
-    try:
-        from bnnlib.train import TrainConfig, train
-    except ImportError as e:
-        raise RuntimeError("trained_epochs > 0 needs bnnlib.train (engine helper); "
-                           "merge main or set trained_epochs=0") from e
-    tc = TrainConfig(spec=spec_to_dict(spec), dataset=config["dataset"],
-                     train_subset=config["train_subset"], val_size=config["val_size"],
-                     epochs=config["trained_epochs"], seed=config["seed"], device=device,
-                     threads=1 if device == "cpu" else None, save_weights=True,
-                     eval_test="end", progress=False, tag="error_accumulation",
-                     resolution=setting(config, "resolution"),
-                     **(setting(config, "train_options") or {}))
-    out = work_dir / "train" / config_hash(config)
+    from bnnlib.train import train
+    tc = train_config(config, device)
+    out = work_dir / "train" / records.config_hash(tc)  # where the sweep executors train it
+    legacy = work_dir / "train" / config_hash(config)  # earlier layout: keyed by the study's hash
+    if not (out / "record.json").is_file() and legacy.is_dir():
+        out = legacy
     rec = train(tc, str(out), resume=True)
     if rec.get("status") != "finished":
         raise RuntimeError(f"training {config_hash(config)} ended with status {rec.get('status')!r}")
     model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu"))
     return model, {k: rec.get(k) for k in ("status", "config_hash", "metrics", "dataset")}
+
+
+def train_config(config: dict, device: str = "cpu"):
+    """The ``bnnlib.train`` run of a trained measurement (None at initialisation)."""
+    if config["trained_epochs"] == 0:
+        return None
+    from bnnlib.train import TrainConfig
+    spec = make_spec(config["backbone"], config["blocks"], config["width"], config["binarizer"],
+                     setting(config, "act"), setting(config, "resolution"))
+    return TrainConfig(spec=spec_to_dict(spec), dataset=config["dataset"],
+                       train_subset=config["train_subset"], val_size=config["val_size"],
+                       epochs=config["trained_epochs"], seed=config["seed"], device=device,
+                       threads=1 if device == "cpu" else None, save_weights=True,
+                       eval_test="end", progress=False, tag="error_accumulation",
+                       resolution=setting(config, "resolution"),
+                       **(setting(config, "train_options") or {}))
 
 
 def _versions() -> dict:
@@ -255,10 +264,20 @@ def run_config(config: dict, records_dir, data_root=None, device: str = "cpu") -
     return rec
 
 
-def run_study(configs, records_dir, data_root=None, device: str = "cpu", log=print) -> list[dict]:
-    """Run every config whose record is missing; return all records of ``configs``."""
+def run_study(configs, records_dir, data_root=None, device: str = "cpu", log=print,
+              executor: str = "local", workers: int | None = None,
+              executor_options: dict | None = None) -> list[dict]:
+    """Run every config whose record is missing; return all records of ``configs``. The
+    trainings of trained measurements go first through the sweep executors (``executor``:
+    local processes, one per visible GPU; packed; submitit) into ``records_dir/train``."""
     _check_device(device)
     records_dir = Path(records_dir)
+    todo = [c for c in configs if c["trained_epochs"] > 0
+            and not (records_dir / f"{config_hash(c)}.json").exists()]
+    if todo:
+        from analysis.sweep import run_sweep
+        run_sweep([train_config(c, device) for c in todo], records_dir / "train", executor,
+                  workers, executor_options)
     out = []
     for i, c in enumerate(configs):
         path = records_dir / f"{config_hash(c)}.json"
