@@ -25,6 +25,7 @@ COMMANDS = {
     "analysis.error_accumulation": ("analysis.error_accumulation.__main__", [], ["plan", "--preset", "huge"]),
     "analysis.gain_surface": ("analysis.gain_surface.__main__", [], ["plan", "--preset", "huge"]),
     "analysis.dwr": ("analysis.dwr.__main__", [], ["plan", "--tables", "table9"]),
+    "analysis.regime": ("analysis.regime.__main__", ["status", "report"], ["report", "--spec", "nope"]),
 }
 
 
