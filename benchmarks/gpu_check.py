@@ -127,6 +127,8 @@ def _smoke_dwr(a, root: Path, dataset: str) -> list[dict]:
     P = {k: v for k, v in p.items() if k in DS.PRESET_KEYS}
     P.update(eval_test="end", progress=False, dataset=dataset, epochs=2, pretrain_epochs=1,
              seeds=[0], **_toy(a))
+    if a.dry_run:
+        P["calib_images"] = 24  # the toy validation split has 64 images
     jobs = [j for j in DS.jobs("table4", P) if j["key"] in ("original", "dwr_3")]
     DS.run_jobs(jobs, P, root / "dwr")
     runs = [json.loads(q.read_text()) for q in sorted((root / "dwr" / "runs").glob("*/record.json"))]
@@ -142,8 +144,10 @@ def _smoke_error_accumulation(a, root: Path, dataset: str) -> list[dict]:
     dev = "cuda" if torch.cuda.is_available() and not a.dry_run else "cpu"
     t = time.perf_counter()
     rec = EA.run_study([c], root / "error_accumulation", device=dev, log=None)[0]
+    from analysis import cost
     return [{"study": "error_accumulation", "status": rec.get("status"), "run": "resnet n=3 w=16 2 epochs",
-             "wall_s": round(time.perf_counter() - t, 1), "epoch_s": None, "plan_epoch_s": None}]
+             "wall_s": round(time.perf_counter() - t, 1), "epoch_s": _epoch_s(rec.get("training") or {}),
+             "plan_epoch_s": round(cost.epoch_seconds(EA.train_config(c)), 2)}]
 
 
 def _toy(a) -> dict:

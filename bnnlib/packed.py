@@ -12,7 +12,9 @@ every kernel K times wider. Net k owns channel block k of every tensor:
 Each net keeps its own seed (initialisation), data order, augmentation stream and record, so
 a packed run equals training each net alone up to floating-point rounding (grouped vs dense
 kernels). ``tests/test_packed.py`` checks this. Not supported in packed mode: two-step
-training, distillation, ``eval_test='end'`` (they raise ``ValueError``).
+training, distillation (they raise ``ValueError``). ``eval_test='end'`` scores the test set
+every epoch in packed mode, so the best-validation epoch's test score is at hand without
+keeping K sets of best weights (the record's history then has a test score at every epoch).
 """
 from __future__ import annotations
 
@@ -143,7 +145,7 @@ def _check_packable(configs: list[TrainConfig]) -> None:
     if len({pack_key(c) for c in configs}) != 1:
         raise ValueError("configs: got configs that differ beyond seed/tag; allowed: one pack key")
     c = configs[0]
-    for f, bad in (("two_step", True), ("eval_test", "end")):
+    for f, bad in (("two_step", True),):
         if getattr(c, f) == bad:
             raise ValueError(f"{f}: got {bad!r}; allowed in packed mode: not {bad!r}")
     if c.teacher_model is not None:
@@ -301,8 +303,9 @@ def _loop(sts, configs, ctx, ckpt) -> tuple[float, float]:
         tests = _evaluate(net, d.x_test, d.y_test, k, c0)
         t_eval += time.perf_counter() - t2
         for s, c, v, t in zip(sts, configs, vals, tests):
-            if s["diverged"] is None:
-                log_epoch(s, c, v, t, t2 - t1, None)
+            if s["diverged"] is None:  # test scored every epoch: no best weights to keep
+                log_epoch(s, c.replace(eval_test="every_epoch") if c.eval_test == "end" else c,
+                          v, t, t2 - t1, None)
             s["epoch"] += 1
         if ckpt is not None and sts[0]["epoch"] < c0.epochs:
             records.save_atomic({"net": ctx["plain"].state_dict(), "optimizer": ctx["opt"].state_dict(),

@@ -106,3 +106,12 @@ def test_unpackable_configs_rejected(tmp_path):
     with pytest.raises(ValueError, match="pack_size"):
         packed.run_packed([cfg()], [tmp_path / "a"], pack_size=0)
     assert packed.pack_key(cfg(seed=3, tag="x", threads=2)) == packed.pack_key(cfg())
+
+
+def test_eval_test_end_packs_and_scores_the_best_validation_epoch(tmp_path):
+    cs = [cfg(seed=s, eval_test="end") for s in range(2)]
+    recs = packed.train_packed(cs, [tmp_path / str(s) for s in range(2)])
+    for r, c in zip(recs, cs):
+        m = r["metrics"]
+        assert r["status"] == "finished" and r["config_hash"] == packed.records.config_hash(c)
+        assert m["test_acc_at_best_val"] == m["epochs"][m["best_epoch"] - 1]["test_acc"] is not None

@@ -81,7 +81,7 @@ def test_dwr_jobs_run_through_the_sweep_executors(tmp_path, monkeypatch):
     tiny = ResNetSpec.uniform((2, 2), (8, 16), stem_width=8, block="bireal", shortcut="pad")
     kw = {"dataset": "synthetic", "synthetic_train": 240, "synthetic_test": 40, "val_size": 60,
           "batch_size": 32, "device": "cpu", "threads": 1, "eval_test": "end", "progress": False}
-    preset = {"seeds": [0], "epochs": 1, "pretrain_epochs": 1, "calib_images": 24, **kw}
+    preset = {"seeds": [0], "epochs": 1, "pretrain_epochs": 1, "calib_images": 24, "pack": 2, **kw}
     jobs = [{"kind": "train", "spec": tiny, "label": None, "table": "t", "key": "a", "row_id": "tiny/a", "seed": 0},
             {"kind": "dwr", "original": tiny, "s": 2.0, "start": None, "pretrain": None, "table": "t",
              "key": "b", "row_id": "tiny/b", "seed": 0}]
