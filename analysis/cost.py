@@ -164,6 +164,6 @@ def describe() -> str:
 def format_plan(name: str, est: dict) -> str:
     """One summary line of a study's plan."""
     return (f"{name}: {est['runs']} runs, {est['epochs']} epochs, ~{est['gpu_hours']:.2f} GPU-hours "
-            f"({'/'.join(est['modes'])}; packs of up to {est['pack']}), ~{est['wall_hours']:.1f} h on "
+            f"({'/'.join(est['modes']) or 'no training runs'}; packs of up to {est['pack']}), ~{est['wall_hours']:.1f} h on "
             f"{est['gpus']} GPU{'s' if est['gpus'] > 1 else ''} (longest run "
             f"{est['longest_run_hours']:.1f} h); estimated from the table below, not measured")

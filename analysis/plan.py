@@ -52,8 +52,9 @@ def _error_accumulation(p: dict, mode, gpus) -> dict:
     from analysis.error_accumulation import study as EA
     grid = EA.grid(p["backbones"], p["depths"], p["widths"], p["binarizers"], p["seeds"],
                    trained_epochs=p.get("trained_epochs", [0]),
-                   trained_binarizers=p.get("trained_binarizers"), dataset="synthetic",
-                   train_subset=p.get("train_subset"), train_options=p.get("train_options"))
+                   trained_binarizers=p.get("trained_binarizers"), acts=p.get("acts") or [EA.DEFAULT_ACT],
+                   dataset="synthetic", train_subset=p.get("train_subset"),
+                   train_options=p.get("train_options"), resolution=p.get("resolution", 32))
     cfgs = [EA.train_config(c) for c in grid if c["trained_epochs"] > 0]  # what run_study trains
     extra = [("measurements", MEASURE_S * len(grid))]
     est = cost.estimate(cfgs, pack=int(p.get("pack") or 1), mode=mode, gpus=gpus, extra=extra)
