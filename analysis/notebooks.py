@@ -220,6 +220,21 @@ def notebooks_with_preset(preset: str) -> list[str]:
     return [n for n in list_notebooks() if (PRESET_DIR / n / f"{preset}.yaml").is_file()]
 
 
+def _nothing_to_plot(name: str, preset: str, records: str | None) -> str | None:
+    """Why a re-plot-only preset (``train``/``run`` false) has nothing to do: its records folder
+    holds no JSON record yet (the long ``cpu`` sweeps run through the sweep CLIs, in chunks);
+    None when the notebook should run."""
+    values = resolve(name, preset)
+    if values.get("train", values.get("run", True)) is not False:
+        return None
+    rdir = Path(records or values.get("records_dir") or "")
+    rdir = rdir if rdir.is_absolute() else REPO / rdir
+    if rdir.is_dir() and next(rdir.rglob("*.json"), None) is not None:
+        return None
+    return (f"preset {preset!r} only re-plots and {rdir.relative_to(REPO) if rdir.is_relative_to(REPO) else rdir} "
+            "holds no records yet (train them with the study's CLI or analysis.sweep)")
+
+
 def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str | None = None,
             figures: str | None = None, log_output: bool = False) -> list[str]:
     """Run every notebook that has ``preset``, then rebuild the gallery; returns the failures."""
@@ -228,6 +243,10 @@ def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str |
     failures, names, start = [], notebooks_with_preset(preset), time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
+        why = _nothing_to_plot(name, preset, records)
+        if why:
+            print(f"[{name}] skipped: {why}", flush=True)
+            continue
         print(f"[{name}] running with preset {preset!r} ...", flush=True)
         try:
             path = run_notebook(name, preset, timeout=timeout, records=records, figures=figures,

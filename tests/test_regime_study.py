@@ -32,3 +32,12 @@ def test_budget_rule_picks_smallest_within_tol(vals, tol, pick):
     b = choose_epochs(runs, {"fp": "sgd"}, tol=tol)
     assert int(b.loc[b["chosen"], "epochs"].iloc[0]) == pick
     assert b["gap"].iloc[-1] == 0.0
+
+
+def test_partial_sweep_keeps_the_budget_curve_recipe():
+    runs = _runs([("fp", "sgd", 8, 0, 70.0, 69.0), ("bnn", "adam", 8, 0, 50.0, 49.0)])
+    r = choose_recipe(runs, 15)  # nothing trained for 15 epochs yet
+    assert set(r["precision"]) == {"fp", "bnn"} and r["provisional"].all()
+    chosen = dict(r.loc[r["chosen"], ["precision", "recipe"]].values)
+    b = choose_epochs(runs, chosen)
+    assert b["at_longest"].all() and list(b["epochs"]) == [8, 8]

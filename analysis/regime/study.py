@@ -79,12 +79,23 @@ def curves_frame(recs: list[dict]) -> pd.DataFrame:
 
 
 def choose_recipe(runs: pd.DataFrame, epochs: int) -> pd.DataFrame:
-    """Per precision, the candidate recipes trained for ``epochs``, best final validation first."""
+    """Per precision, the candidate recipes trained for ``epochs``, best final validation first.
+
+    A precision with no run of that length yet (a partial sweep) keeps the recipe of its budget
+    curve (the one trained at the most schedule lengths), marked ``provisional``."""
     sub = runs[runs["epochs"] == epochs]
+    missing = sorted(set(runs["precision"]) - set(sub["precision"]))
+    if missing:
+        lengths = runs.groupby(["precision", "recipe"])["epochs"].nunique().reset_index()
+        fallback = [lengths[lengths["precision"] == p].sort_values("epochs", ascending=False)
+                    .iloc[0]["recipe"] for p in missing]
+        sub = pd.concat([sub] + [runs[(runs["precision"] == p) & (runs["recipe"] == r)]
+                                 .nlargest(1, "epochs") for p, r in zip(missing, fallback)])
     g = (sub.groupby(["precision", "recipe"], as_index=False)
-         .agg(final_val=("final_val", "mean"), n=("seed", "size")))
+         .agg(epochs=("epochs", "max"), final_val=("final_val", "mean"), n=("seed", "size")))
     g = g.sort_values(["precision", "final_val"], ascending=[True, False], ignore_index=True)
     g["chosen"] = ~g.duplicated("precision")
+    g["provisional"] = g["precision"].isin(missing)
     return g
 
 
