@@ -263,11 +263,16 @@ class LoaderSource:
                      "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD), "n_classes": len(idx.classes)}
 
     def _loader(self, ds, bs: int, sampler, drop_last: bool):
-        """A DataLoader with the config's workers, pinned memory on CUDA, persistent workers."""
+        """A DataLoader with the config's workers, pinned memory on CUDA, persistent workers.
+
+        Workers start from a forkserver, not by forking this process: a fork copies whatever
+        thread pools the parent holds (CUDA, OpenMP, an OpenVINO runtime) in an undefined state,
+        which crashed the test suite with a segmentation fault."""
         w = self.cfg.workers
         return torch.utils.data.DataLoader(
             ds, batch_size=bs, sampler=sampler, num_workers=w, drop_last=drop_last,
-            pin_memory=self.device.type == "cuda", persistent_workers=w > 0)
+            pin_memory=self.device.type == "cuda", persistent_workers=w > 0,
+            multiprocessing_context="forkserver" if w > 0 else None)
 
     def train_batches(self, epoch: int, gen=None):
         """This rank's share of each global batch of ``epoch``: (normalised float, labels)."""
