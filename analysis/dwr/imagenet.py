@@ -154,7 +154,8 @@ def table_rows(preset: dict) -> list[dict]:
         pl = row_plan(row, preset)
         recs = [r for r in (_run_row(pl, int(s), preset, lookup=True) for s in preset["seeds"])
                 if r and r.get("status") == "finished"]
-        spec = spec_of(recs[0]["_prune"]) if recs and recs[0].get("_prune") else pl["spec"]
+        pruned = bool(recs and recs[0].get("_prune"))
+        spec = spec_of(recs[0]["_prune"]) if pruned else pl["spec"]
         c = _complexity(spec)
         budget = orig["react2/original" if row.startswith("react2") else "none/original"]
         method, reshaping, p_ops, p_top1, p_top5 = PAPER_TABLE8[row]
@@ -162,7 +163,11 @@ def table_rows(preset: dict) -> list[dict]:
         rows.append({"row": row, "method": method, "reshaping": reshaping, "paper_top1": p_top1,
                      "paper_top5": p_top5, "paper_ops_1e8": p_ops,
                      "top1_mean": statistics.fmean(acc) if acc else None, "n_seeds": len(acc),
-                     "widths": "/".join(map(str, spec.widths)), "ops_1e8": c["ops"] / 1e8,
+                     # a DWR row's widths come from pruning: until it ran, the row shows the
+                     # net it starts from (the original), and says so
+                     "widths": "/".join(map(str, spec.widths)) + (
+                         "" if pruned or pl["kind"] != "dwr" else " (start; pruned widths once trained)"),
+                     "ops_1e8": c["ops"] / 1e8,
                      "ops_ratio": c["ops"] / budget["ops"],
                      "ops_ratio_binary_1x1": c["ops_binary_1x1"] / budget["ops_binary_1x1"],
                      "params_M": c["params"] / 1e6, "acts_M": c["acts"] / 1e6,
