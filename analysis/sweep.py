@@ -49,7 +49,7 @@ from bnnlib.train_config import TrainConfig
 
 __all__ = ["run_sweep", "load_records", "config_hash", "expand", "load_spec", "status",
            "records_table", "EXECUTORS", "DONE", "main", "parse_shard", "select_shard",
-           "local_devices", "local_pool", "submitit_request", "SPEED_KEYS", "speed_options"]
+           "local_devices", "local_pool", "submitit_request", "SPEED_KEYS", "speed_options", "REGIME_KEYS", "regime_options"]
 
 EXECUTORS = ("local", "packed", "submitit")
 DONE = ("finished", "diverged")
@@ -131,6 +131,17 @@ SPEED_KEYS = ("amp", "channels_last", "compile", "compile_mode", "deterministic"
 def speed_options(params: dict) -> dict:
     """The SPEED_KEYS a preset/notebook sets (None: leave TrainConfig's default)."""
     return {k: params[k] for k in SPEED_KEYS if params.get(k) is not None}
+
+
+# Recipe and input options of the cpu regime (16x16 inputs, Adam, label smoothing, schedule);
+# TrainConfig leaves them out of the hash at their defaults, so earlier records still match.
+REGIME_KEYS = ("optimizer", "weight_decay", "resolution", "label_smoothing", "lr_schedule",
+               "warmup_epochs")
+
+
+def regime_options(params: dict) -> dict:
+    """The REGIME_KEYS a preset/notebook sets (None: leave TrainConfig's default)."""
+    return {k: params[k] for k in REGIME_KEYS if params.get(k) is not None}
 
 
 def run_sweep(configs, records_dir, executor: str = "local", workers: int | None = None,

@@ -18,6 +18,8 @@ from bnnlib.reshape import naive_reshape, scale, widen
 from bnnlib.spec import spec_to_dict
 from bnnlib.train_config import TrainConfig
 
+from analysis.sweep import REGIME_KEYS, SPEED_KEYS
+
 from . import pipeline as D
 from .paper import PAPER
 
@@ -28,13 +30,8 @@ TABLES = tuple(PAPER)
 TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", "batch_size",
               "lr", "device", "threads", "eval_test", "eval_batch_size", "synthetic_train",
               "synthetic_test", "progress")
-# speed options (analysis.sweep.SPEED_KEYS): TrainConfig fields too, passed only when they
+# speed and regime options (analysis.sweep): TrainConfig fields too, passed only when they
 # differ from TrainConfig's defaults, so records made before they existed still match
-SPEED_KEYS = ("amp", "channels_last", "compile", "compile_mode", "deterministic")
-# recipe and regime options (the cpu preset: 16x16 inputs, Adam, label smoothing), passed the
-# same way: only off TrainConfig's defaults, so earlier records keep matching
-REGIME_KEYS = ("optimizer", "weight_decay", "resolution", "label_smoothing", "lr_schedule",
-               "warmup_epochs")
 PRESET_KEYS = ("seeds", "epochs", "pretrain_epochs", "table5_pretrain", "calib_images",
                "workers", "pack") + TRAIN_KEYS + SPEED_KEYS + REGIME_KEYS
 

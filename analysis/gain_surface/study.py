@@ -233,9 +233,7 @@ TRAIN_KEYS = ("epochs", "train_subset", "val_size", "batch_size", "lr", "optimiz
               "threads", "data_root")
 STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "iso_refs",
               "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
-# optional: recipe/regime options (the cpu preset: 16x16 inputs, label smoothing, schedule);
-# TrainConfig leaves them out of the hash at their defaults, so earlier records still match
-REGIME_KEYS = ("weight_decay", "resolution", "label_smoothing", "lr_schedule", "warmup_epochs")
+# optional: recipe/regime options (analysis.sweep.REGIME_KEYS, the cpu preset)
 # optional: speed options (analysis.sweep.SPEED_KEYS) reach every TrainConfig; ``pack`` K > 1
 # trains the seeds of one shape K at a time in one packed model (bnnlib.packed)
 
@@ -254,9 +252,8 @@ def study_configs(params: dict) -> list:
     p = params
     shapes = make_grid(p["backbone"], p["depths"], p["width_mults"], p["ref_depth"], p["iso_refs"],
                        p["stem_mult"], p["precisions"])
-    from analysis.sweep import speed_options
-    train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p),
-             **{k: p[k] for k in REGIME_KEYS if p.get(k) is not None}}
+    from analysis.sweep import regime_options, speed_options
+    train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p), **regime_options(p)}
     return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
                         dataset=resolve_dataset(p["dataset"], p["data_root"], p["records_dir"]), **train)
 
