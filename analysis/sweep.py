@@ -49,7 +49,8 @@ from bnnlib.train_config import TrainConfig
 
 __all__ = ["run_sweep", "load_records", "config_hash", "expand", "load_spec", "status",
            "records_table", "EXECUTORS", "DONE", "main", "parse_shard", "select_shard",
-           "local_devices", "local_pool", "submitit_request", "SPEED_KEYS", "speed_options", "REGIME_KEYS", "regime_options"]
+           "local_devices", "local_pool", "submitit_request", "SPEED_KEYS", "speed_options", "REGIME_KEYS", "regime_options",
+           "PRECISION_KEYS", "precision_options"]
 
 EXECUTORS = ("local", "packed", "submitit")
 DONE = ("finished", "diverged")
@@ -142,6 +143,25 @@ REGIME_KEYS = ("optimizer", "weight_decay", "resolution", "label_smoothing", "lr
 def regime_options(params: dict) -> dict:
     """The REGIME_KEYS a preset/notebook sets (None: leave TrainConfig's default)."""
     return {k: params[k] for k in REGIME_KEYS if params.get(k) is not None}
+
+
+# What a preset may set for one precision only (``fp_options`` / ``bnn_options``): the cpu
+# regime trains FP ResNets with SGD and BNNs with Adam (analysis/regime), and compiles only the
+# BNN runs (benchmarks/cpu_trainer.py: compile helps the BNN step, slows the FP one on CPU).
+PRECISION_KEYS = ("lr",) + REGIME_KEYS + SPEED_KEYS
+
+
+def precision_options(params: dict, binary: bool) -> dict:
+    """The overrides ``params`` gives the binary (``bnn_options``) or FP (``fp_options``) runs,
+    over the options shared by both; None values are dropped (the shared value stands)."""
+    name = "bnn_options" if binary else "fp_options"
+    opts = params.get(name) or {}
+    if not isinstance(opts, dict):
+        raise ValueError(f"{name}: got {opts!r}; allowed: a mapping with keys from {list(PRECISION_KEYS)}")
+    bad = sorted(set(opts) - set(PRECISION_KEYS))
+    if bad:
+        raise ValueError(f"{name}: got unknown keys {bad}; allowed: {list(PRECISION_KEYS)}")
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def run_sweep(configs, records_dir, executor: str = "local", workers: int | None = None,

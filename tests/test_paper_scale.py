@@ -111,3 +111,32 @@ def test_error_accumulation_trainings_go_through_the_sweep_executors(tmp_path, m
     assert EA.train_config(cfgs[0]) is None
     EA.run_study(cfgs, tmp_path, log=None)  # all measured: nothing to train
     assert len(seen) == 1
+
+
+def test_per_precision_options_give_the_bnn_its_own_recipe(monkeypatch):
+    from analysis.notebooks import resolve
+    _one_shape(monkeypatch)
+    base = resolve("gain_surface", "test")
+    plain = {c.binary: c for c in gs.study_configs(base)}
+    own = {c.binary: c for c in gs.study_configs(
+        {**base, "bnn_options": {"optimizer": "cifar_adam", "compile": True, "lr": None}})}
+    assert (own[True].optimizer, own[True].compile) == ("cifar_adam", True)
+    assert own[False] == plain[False]  # the FP runs (and their hashes) do not move
+    assert sweep.config_hash(own[False]) == sweep.config_hash(plain[False])
+    assert own[True].lr == plain[True].lr  # None: the shared value stands
+    with pytest.raises(ValueError, match=r"^bnn_options: got unknown keys \['epochs'\]"):
+        gs.study_configs({**base, "bnn_options": {"epochs": 3}})
+    with pytest.raises(ValueError, match="^fp_options: got 3"):
+        sweep.precision_options({"fp_options": 3}, False)
+
+
+def test_per_precision_options_reach_dwr_rows_by_their_precision():
+    preset = {"seeds": [0], "epochs": 1, "pretrain_epochs": 1, "calib_images": 8,
+              "dataset": "synthetic", "bnn_options": {"optimizer": "cifar_adam"}}
+    jobs = DS.jobs("table4", preset)
+    cfgs = DS.plan_configs(jobs, preset)
+    fp = [c for c in cfgs if c.tag == "dwr:resnet20/fp"]
+    assert len(fp) == 1 and fp[0].optimizer == "cifar_sgd"  # the FP row keeps the shared recipe
+    rest = [c for c in cfgs if c.tag != "dwr:resnet20/fp"]
+    assert len(rest) == len(cfgs) - 1 and all(c.optimizer == "cifar_adam" for c in rest)
+    assert "optimizer" not in DS.train_kw(preset) and DS.train_kw(preset, False) == DS.train_kw(preset)

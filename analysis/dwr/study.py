@@ -18,7 +18,7 @@ from bnnlib.reshape import naive_reshape, scale, widen
 from bnnlib.spec import spec_to_dict
 from bnnlib.train_config import TrainConfig
 
-from analysis.sweep import REGIME_KEYS, SPEED_KEYS
+from analysis.sweep import REGIME_KEYS, SPEED_KEYS, precision_options
 
 from . import pipeline as D
 from .paper import PAPER
@@ -33,18 +33,26 @@ TRAIN_KEYS = ("dataset", "data_root", "train_subset", "val_size", "split_seed", 
 # speed and regime options (analysis.sweep): TrainConfig fields too, passed only when they
 # differ from TrainConfig's defaults, so records made before they existed still match
 PRESET_KEYS = ("seeds", "epochs", "pretrain_epochs", "table5_pretrain", "calib_images",
-               "workers", "pack") + TRAIN_KEYS + SPEED_KEYS + REGIME_KEYS
+               "workers", "pack", "fp_options", "bnn_options") + TRAIN_KEYS + SPEED_KEYS + REGIME_KEYS
 
 
-def train_kw(preset: dict) -> dict:
-    """The TrainConfig fields shared by every run of a preset."""
+def train_kw(preset: dict, binary: bool | None = None) -> dict:
+    """The TrainConfig fields of the preset's runs: those shared by all (``binary`` None), or
+    with the FP (False) or BNN (True) runs' own ``fp_options`` / ``bnn_options`` over them."""
     bad = sorted(set(preset) - set(PRESET_KEYS))
     if bad:
         raise ValueError(f"preset: got unknown keys {bad}; allowed: {sorted(PRESET_KEYS)}")
+    own = {q: precision_options(preset, q) for q in (False, True)}  # validates both
+    p = {**preset, **own[binary]} if binary is not None else preset
     default = TrainConfig.__dataclass_fields__
-    speed = {k: preset[k] for k in SPEED_KEYS + REGIME_KEYS
-             if preset.get(k) is not None and preset[k] != default[k].default}
-    return {**{k: preset[k] for k in TRAIN_KEYS if k in preset}, **speed}
+    speed = {k: p[k] for k in SPEED_KEYS + REGIME_KEYS
+             if p.get(k) is not None and p[k] != default[k].default}
+    return {**{k: p[k] for k in TRAIN_KEYS if k in p}, **speed}
+
+
+def _binary(job: dict) -> bool:
+    """Whether ``job`` trains binary nets (every DWR chain does; a plain row as its spec says)."""
+    return job["kind"] == "dwr" or bool(job["spec"].binary)
 
 
 def _plain(spec, label=None):
@@ -123,7 +131,7 @@ def jobs(table: str, preset: dict) -> list[dict]:
 
 def run_job(job: dict, preset: dict, records_dir: str | Path, lookup: bool = False) -> dict | None:
     """Run (or, with ``lookup``, only read) one job; returns its final training record."""
-    kw, tag = train_kw(preset), f"dwr:{job['row_id']}"
+    kw, tag = train_kw(preset, _binary(job)), f"dwr:{job['row_id']}"
     if job["kind"] == "train":
         cfg = TrainConfig(spec=spec_to_dict(job["spec"]), epochs=preset["epochs"],
                           seed=job["seed"], tag=tag, **kw)
@@ -155,7 +163,7 @@ def find_record(job: dict, preset: dict, index: dict) -> dict | None:
     """The final training record of ``job`` found by its stored config (not by re-hashing a
     config, so records stay readable when TrainConfig gains fields)."""
     tag = f"dwr:{job['row_id']}"
-    expect = _norm({**train_kw(preset), "epochs": preset["epochs"], "seed": job["seed"]})
+    expect = _norm({**train_kw(preset, _binary(job)), "epochs": preset["epochs"], "seed": job["seed"]})
     if job["kind"] == "train":
         expect["spec"] = _norm(spec_to_dict(job["spec"]))
         hits = [r for r in index["runs"] if _matches(r, expect, lambda t: t == tag)]
@@ -183,7 +191,7 @@ def _chain_args(job: dict, preset: dict, kw: dict) -> dict:
 def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
     """What the first sweep stage trains for ``job``: the run itself, or a chain's
     pre-training (unless its prune record is there already)."""
-    kw = train_kw(preset)
+    kw = train_kw(preset, _binary(job))
     if job["kind"] == "train":
         return [TrainConfig(spec=spec_to_dict(job["spec"]), epochs=preset["epochs"], seed=job["seed"],
                             tag=f"dwr:{job['row_id']}", **kw)]
@@ -216,7 +224,7 @@ def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, worker
     first = [c for j in order for c in _stage_configs(j, preset, records_dir)]
     if first:
         run_sweep(first, runs, **run)
-    kw, finals = train_kw(preset), []
+    kw, finals = train_kw(preset, True), []  # the chains: binary
     for j in order:
         if j["kind"] == "dwr":
             out = D.dwr(j["original"], j["s"], records_dir=records_dir, train_final=False,
@@ -236,8 +244,9 @@ def plan_configs(job_list: list[dict], preset: dict) -> list[TrainConfig]:
     """Every training run of ``job_list``: plain runs, and per DWR chain its pre-training and
     its final training. The final net is known only after pruning; it is costed as the
     original net (the OPs budget it is pruned to)."""
-    kw, out = train_kw(preset), []
+    out = []
     for j in job_list:
+        kw = train_kw(preset, _binary(j))
         if j["kind"] == "train":
             out += _stage_configs(j, preset, "/nonexistent")
             continue

@@ -125,9 +125,11 @@ def make_grid(backbone: str = "resnet20", depths=(1, 2, 3), width_mults=(1.0, 1.
     return list(shapes.values())
 
 
-def make_configs(shapes, seeds=(0, 1), precisions=PRECISIONS, backbone: str = "resnet20", **train):
+def make_configs(shapes, seeds=(0, 1), precisions=PRECISIONS, backbone: str = "resnet20",
+                 by_precision: dict | None = None, **train):
     """One ``TrainConfig`` per shape x precision (those the shape is for) x seed; ``train`` holds
-    (epochs, train_subset, val_size, dataset, data_root, device, threads, ...)."""
+    (epochs, train_subset, val_size, dataset, data_root, device, threads, ...) and
+    ``by_precision`` {precision: fields} what one precision sets differently (its recipe)."""
     from bnnlib.train import TrainConfig
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad or not precisions:
@@ -139,8 +141,9 @@ def make_configs(shapes, seeds=(0, 1), precisions=PRECISIONS, backbone: str = "r
         for s in shapes:
             for p in [p for p in precisions if p in s.get("precisions", precisions)]:
                 tag = f"{TAG} {backbone} w={s['width_mult']:.4f} d={s['depth']}"
+                kw = {**train, **(by_precision or {}).get(p, {})}
                 out.append(TrainConfig(model=backbone, spec=spec_to_dict(s["spec"]),
-                                       binary=(p == "bnn"), seed=int(seed), tag=tag, **train))
+                                       binary=(p == "bnn"), seed=int(seed), tag=tag, **kw))
     return out
 
 
@@ -233,7 +236,8 @@ TRAIN_KEYS = ("epochs", "train_subset", "val_size", "batch_size", "lr", "optimiz
               "threads", "data_root")
 STUDY_KEYS = ("backbone", "depths", "width_mults", "stem_mult", "ref_depth", "iso_refs",
               "precisions", "seeds", "dataset", "records_dir") + TRAIN_KEYS
-# optional: recipe/regime options (analysis.sweep.REGIME_KEYS, the cpu preset)
+# optional: recipe/regime options (analysis.sweep.REGIME_KEYS, the cpu preset), and per-precision
+# overrides fp_options / bnn_options (analysis.sweep.PRECISION_KEYS: e.g. Adam for the BNN only)
 # optional: speed options (analysis.sweep.SPEED_KEYS) reach every TrainConfig; ``pack`` K > 1
 # trains the seeds of one shape K at a time in one packed model (bnnlib.packed)
 
@@ -252,9 +256,10 @@ def study_configs(params: dict) -> list:
     p = params
     shapes = make_grid(p["backbone"], p["depths"], p["width_mults"], p["ref_depth"], p["iso_refs"],
                        p["stem_mult"], p["precisions"])
-    from analysis.sweep import regime_options, speed_options
+    from analysis.sweep import precision_options, regime_options, speed_options
     train = {**{k: p[k] for k in TRAIN_KEYS}, **speed_options(p), **regime_options(p)}
-    return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], eval_test="end",
+    by_precision = {q: precision_options(p, q == "bnn") for q in PRECISIONS}
+    return make_configs(shapes, p["seeds"], p["precisions"], p["backbone"], by_precision, eval_test="end",
                         dataset=resolve_dataset(p["dataset"], p["data_root"], p["records_dir"]), **train)
 
 
