@@ -19,7 +19,6 @@ final epoch on it, never used to pick anything.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from bnnlib.cli import Parser, fail
 from bnnlib.complexity import count as _count_uncached
 from bnnlib.recipes import IMAGENET_TRAIN_IMAGES, recipe
 from bnnlib.spec import spec_to_dict
@@ -223,24 +223,29 @@ def _print_plan(preset: dict, gpus: int, images_per_s: float | None) -> None:
 
 
 def _markdown(rows: list[dict]) -> str:
-    """Table 8 rows as Markdown."""
+    """Table 8 rows as Markdown (``analysis.figures.to_markdown``; '-' where a value is missing)."""
+    import pandas as pd
+
+    from analysis.figures import to_markdown
     f = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"
-    out = ["| method | reshaping | widths | paper top-1 | ours top-1 | seeds | OPs 1e8 (paper) | "
-           "OPs 1e8 (ours) | OPs ratio | OPs ratio, binary 1x1 | params M | acts M |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['method']} | {r['reshaping']} | {r['widths']} | {f(r['paper_top1'])} | "
-                   f"{f(r['top1_mean'], 2)} | {r['n_seeds']} | {f(r['paper_ops_1e8'], 2)} | "
-                   f"{f(r['ops_1e8'], 3)} | {f(r['ops_ratio'], 3)} | {f(r['ops_ratio_binary_1x1'], 3)} | "
-                   f"{f(r['params_M'], 2)} | {f(r['acts_M'], 3)} |")
-    return "\n".join(out)
+    cols = {"method": ("method", None), "reshaping": ("reshaping", None), "widths": ("widths", None),
+            "paper top-1": ("paper_top1", 1), "ours top-1": ("top1_mean", 2), "seeds": ("n_seeds", None),
+            "OPs 1e8 (paper)": ("paper_ops_1e8", 2), "OPs 1e8 (ours)": ("ops_1e8", 3),
+            "OPs ratio": ("ops_ratio", 3), "OPs ratio, binary 1x1": ("ops_ratio_binary_1x1", 3),
+            "params M": ("params_M", 2), "acts M": ("acts_M", 3)}
+    df = pd.DataFrame([{c: (str(r[k]) if d is None else f(r[k], d)) for c, (k, d) in cols.items()}
+                       for r in rows], columns=list(cols))
+    return to_markdown(df).rstrip("\n")
 
 
 def main(argv=None) -> int:
     """CLI: plan | run | table (see the module docstring)."""
-    ap = argparse.ArgumentParser(prog="python -m analysis.dwr.imagenet")
-    ap.add_argument("command", choices=("plan", "run", "table"))
-    ap.add_argument("--preset", default="table8")
+    ap = Parser(prog="python -m analysis.dwr.imagenet",
+                description="DWR Table 8 (ImageNet): plan its GPU cost, run its rows, or print the "
+                            "table beside the paper from the records.",
+                example="python -m analysis.dwr.imagenet plan --preset table8 --gpus 8")
+    ap.add_argument("command", choices=("plan", "run", "table"), help="plan, run or table")
+    ap.add_argument("--preset", default="table8", help="a preset in analysis/dwr/presets/ or a YAML path")
     ap.add_argument("--gpus", type=int, default=8, help="plan: GPUs the runs share")
     ap.add_argument("--images-per-s", type=float, help="plan: measured Bi-Real-18 images/s per GPU")
     ap.add_argument("--records", help="records folder (overrides the preset's records_dir)")
@@ -261,8 +266,7 @@ def main(argv=None) -> int:
         else:
             print(_markdown(table_rows(preset)))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 
