@@ -26,6 +26,8 @@ COMMANDS = {
     "analysis.gain_surface": ("analysis.gain_surface.__main__", [], ["plan", "--preset", "huge"]),
     "analysis.dwr": ("analysis.dwr.__main__", [], ["plan", "--tables", "table9"]),
     "analysis.regime": ("analysis.regime.__main__", ["status", "report"], ["report", "--spec", "nope"]),
+    "analysis.dwr.imagenet": ("analysis.dwr.imagenet", [], ["plan", "--gpus", "0"]),
+    "analysis.spent": ("analysis.spent", [], ["--preset", "nope"]),
 }
 
 
