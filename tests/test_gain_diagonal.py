@@ -50,3 +50,29 @@ def test_regime_options_reach_train_config(monkeypatch):
              precisions=["fp"])
     cfgs = gs.study_configs(p)
     assert cfgs and all(c.resolution == 16 and c.label_smoothing == 0.1 for c in cfgs)
+
+
+def _curve_record(p, d, w, seed, vals):
+    return {"status": "finished", "config": {"tag": f"{gs.TAG} resnet20 w={w:.4f} d={d}",
+                                             "binary": p == "bnn", "seed": seed, "epochs": len(vals)},
+            "metrics": {"epochs": [{"epoch": i + 1, "val_acc": v} for i, v in enumerate(vals)]}}
+
+
+def test_learning_curves_show_when_the_best_depth_changes(tmp_path):
+    from analysis.gain_surface.plots import learning_curves
+    # depth 1 leads early, depth 3 overtakes it late; seeds average
+    recs = [_curve_record("fp", 1, 1.0, s, [50, 60, 62, 63, 64, 65]) for s in (0, 1)]
+    recs += [_curve_record("fp", 3, 0.5, 0, [40, 50, 60, 64, 66, 68]),
+             _curve_record("fp", 3, 0.5, 1, [40, 50, 60, 64, 66, 66]),
+             {"status": "failed", "config": {"tag": f"{gs.TAG} resnet20 w=0.5 d=2"}}]
+    curves = gs.curves_frame(recs)
+    assert len(curves) == 24 and set(curves["depth"]) == {1, 3}
+    out = learning_curves(curves, tmp_path, {"dataset": "synthetic"})
+    tab = out["table"].set_index("epoch")
+    assert tab.loc[2, "best_depth"] == 1 and tab.loc[2, "gap_to_runner_up"] == pytest.approx(10)
+    assert tab.loc[6, "best_depth"] == 3 and tab.loc[6, "gap_to_runner_up"] == pytest.approx(2)
+    assert (tmp_path / "gain_surface_curves.png").is_file()
+    assert (tmp_path / "gain_surface_optimum_over_training.md").is_file()
+    # no validation split (quick preset): nothing is drawn
+    assert learning_curves(gs.curves_frame([_curve_record("bnn", 1, 1.0, 0, [])]), tmp_path / "q", {}) == {}
+    assert not (tmp_path / "q").exists()

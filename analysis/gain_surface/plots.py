@@ -148,6 +148,80 @@ def surfaces(df: pd.DataFrame, chosen: dict, ref_depth: int, iso_refs, ops: dict
                                 "configs run; dashed: iso-OPs curves; star: optimum on each."})
 
 
+def optimum_over_training(curves: pd.DataFrame, fractions=(1 / 3, 2 / 3, 1.0)) -> pd.DataFrame:
+    """Per precision and schedule, the depth with the best mean validation accuracy (over
+    seeds) at fractions of the schedule, and the accuracy gap to the runner-up: does the
+    optimum along the diagonal still move late in training? Intermediate epochs of a cosine
+    schedule are not complete schedules, so this shows a trend, not a budget curve."""
+    rows = []
+    for (p, E), g in curves.groupby(["precision", "epochs"]):
+        m = g.groupby(["depth", "epoch"])["val_acc"].mean().unstack("depth")
+        n = g.groupby("depth")["seed"].nunique()
+        for f in fractions:
+            e = max(1, int(round(f * E)))
+            if e not in m.index:
+                continue
+            acc = m.loc[e].dropna().sort_values(ascending=False)
+            rows.append({"precision": p, "schedule_epochs": int(E), "epoch": e,
+                         "best_depth": int(acc.index[0]), "best_val": float(acc.iloc[0]),
+                         "runner_up_depth": int(acc.index[1]) if len(acc) > 1 else None,
+                         "gap_to_runner_up": float(acc.iloc[0] - acc.iloc[1]) if len(acc) > 1 else None,
+                         "depths": len(acc), "min_seeds": int(n.min())})
+    cols = ["precision", "schedule_epochs", "epoch", "best_depth", "best_val", "runner_up_depth",
+            "gap_to_runner_up", "depths", "min_seeds"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def learning_curves(curves: pd.DataFrame, outdir, meta: dict) -> dict:
+    """Validation accuracy per epoch along the diagonal (one line per depth, mean over seeds),
+    FP and BNN side by side, and the table ``optimum_over_training``. Nothing is written when
+    the runs had no validation split."""
+    if curves.empty:
+        return {}
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    depths = sorted(set(curves["depth"]))
+    cmap = plt.get_cmap("viridis")
+    rows = []
+    for ax, p in zip(axes, gs.PRECISIONS):
+        c = curves[curves["precision"] == p]
+        for i, d in enumerate(depths):
+            g = c[c["depth"] == d]
+            if g.empty:
+                continue
+            m = g.groupby("epoch")["val_acc"].agg(["mean", "min", "max", "size"]).reset_index()
+            w = float(g["width_mult"].iloc[0])
+            col = cmap(i / max(1, len(depths) - 1))
+            ax.plot(m["epoch"], m["mean"], "-", color=col, lw=1.2,
+                    label=f"d={d}, w={w:.2f} (n={int(m['size'].max())})")
+            if int(m["size"].max()) > 1:
+                ax.fill_between(m["epoch"], m["min"], m["max"], color=col, alpha=0.15, lw=0)
+            rows += [{"precision": p, "depth": d, "width_mult": w, "epoch": int(e), "val_mean": a,
+                      "val_min": lo, "val_max": hi, "n_seeds": int(k)}
+                     for e, a, lo, hi, k in m[["epoch", "mean", "min", "max", "size"]].itertuples(index=False)]
+        ax.set_title(f"{_LABEL[p]}: iso-OPs diagonal" if not c.empty else f"{_LABEL[p]}: no runs yet")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%)")
+        if not c.empty:
+            ax.legend(fontsize=6, title="depth, width (seeds)", title_fontsize=6)
+    fig.tight_layout()
+    out = save_figure(fig, "gain_surface_curves", pd.DataFrame(rows), outdir,
+                      {**meta, "title": "Learning curves along the iso-OPs diagonal",
+                       "what": "Validation accuracy per epoch of each depth on the diagonal (mean "
+                               "over seeds; band: min-max), in one cosine schedule: whether the "
+                               "ranking of depths is still changing when training ends."})
+    tab = optimum_over_training(curves)
+    save_table(tab, "gain_surface_optimum_over_training", outdir,
+               {**meta, "title": "Best depth on the diagonal during training (validation)",
+                "what": "Depth with the best mean validation accuracy at a third, two thirds and "
+                        "the end of the schedule, and its lead over the runner-up (points). A "
+                        "best depth that changes late means the schedule is too short to rank "
+                        "depths; intermediate epochs of a cosine schedule are not complete "
+                        "schedules."})
+    plt.close(fig)
+    return {"figure": out, "table": tab}
+
+
 def save_tables(fits: pd.DataFrame, eq: pd.DataFrame, props: pd.DataFrame, outdir, meta: dict) -> dict:
     """Equilibrium (d0, d_n, ratio, CIs), fit selection and property tables: Markdown + CSV."""
     out = {}

@@ -37,7 +37,7 @@ from bnnlib.spec import ResNetSpec, spec_to_dict
 from . import fit as gf
 
 __all__ = ["Shape", "diagonal_only", "shape_spec", "count_ops", "ops_model", "make_grid", "make_configs",
-           "runs_frame", "load_runs", "config_means", "iso_slices", "seed_groups", "points", "TAG",
+           "runs_frame", "load_runs", "curves_frame", "config_means", "iso_slices", "seed_groups", "points", "TAG",
            "study_configs", "run", "resolve_dataset", "load_preset", "plan_estimate"]
 
 TAG = "gain_surface"
@@ -183,6 +183,25 @@ def runs_frame(records, metric: str = "final_test_acc") -> pd.DataFrame:
             "epochs", "dataset", "dataset_note", "config_hash"]
     df = pd.DataFrame(rows, columns=cols)
     return df.sort_values(["precision", "depth", "width_mult", "seed"], ignore_index=True)
+
+
+def curves_frame(records) -> pd.DataFrame:
+    """One row per (finished gain-surface record, epoch) with a validation accuracy: precision,
+    depth, width_mult, seed, epoch, epochs (the schedule), val_acc. Empty when the runs had no
+    validation split (the quick preset)."""
+    rows = []
+    for r in records:
+        cfg = r.get("config", {})
+        if not str(cfg.get("tag", "")).startswith(TAG) or r.get("status") != "finished":
+            continue
+        head = {"precision": "bnn" if cfg.get("binary") else "fp", **_parse_tag(cfg["tag"]),
+                "seed": int(cfg.get("seed", r.get("seed", 0))), "epochs": cfg.get("epochs")}
+        for e in (r.get("metrics") or {}).get("epochs") or []:
+            if e.get("val_acc") is not None:
+                rows.append({**head, "epoch": int(e["epoch"]), "val_acc": float(e["val_acc"])})
+    cols = ["precision", "backbone", "depth", "width_mult", "seed", "epochs", "epoch", "val_acc"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values(["precision", "depth", "width_mult", "seed", "epoch"], ignore_index=True)
 
 
 def load_runs(records_dir, metric: str = "final_test_acc") -> pd.DataFrame:
