@@ -8,7 +8,7 @@ TORCH_SPEC    ?= torch==2.13.0
 STAMP         := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: venv test test-all figures bench complexity clean-results lab
+.PHONY: venv test test-all figures bench complexity clean-results lab cpu-sweeps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,15 @@ RECORDS       ?=
 figures: $(STAMP)
 	$(BIN)/python -m analysis.notebooks check
 	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET) $(if $(RECORDS),--records $(RECORDS))
+
+## make cpu-sweeps: train the cpu preset's missing runs, study by study in priority order
+## (about 30 core-hours in all; resumable: finished runs are skipped and a killed run resumes
+## from its checkpoint, so run it in chunks and commit results/cpu/**/record.json as they land)
+cpu-sweeps: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.gain_surface sweep --preset cpu --workers 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.dwr run --preset cpu --workers 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.error_accumulation run --preset cpu_trained
+	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.sweep run analysis/regime/learning_curves.yaml
 
 ## make complexity: original vs DWR complexity table
 complexity: $(STAMP)
