@@ -140,3 +140,20 @@ def test_per_precision_options_reach_dwr_rows_by_their_precision():
     rest = [c for c in cfgs if c.tag != "dwr:resnet20/fp"]
     assert len(rest) == len(cfgs) - 1 and all(c.optimizer == "cifar_adam" for c in rest)
     assert "optimizer" not in DS.train_kw(preset) and DS.train_kw(preset, False) == DS.train_kw(preset)
+
+
+def test_cpu_presets_train_each_precision_with_the_regimes_recipe(monkeypatch):
+    """The cpu presets say what analysis/regime chose: FP SGD + label smoothing 0.1, BNN Adam,
+    compiled; 30 epochs at 16x16."""
+    from analysis.notebooks import resolve
+    _one_shape(monkeypatch)
+    cfgs = {c.binary: c for c in gs.study_configs({**resolve("gain_surface", "cpu"), "dataset": "cifar10"})}
+    q = resolve("dwr_tables", "cpu")
+    P = {**{k: q[k] for k in q if k in DS.PRESET_KEYS}, "dataset": "cifar10"}
+    dwr = DS.plan_configs(DS.jobs("table4", P), P)
+    fp = [cfgs[False]] + [c for c in dwr if c.tag == "dwr:resnet20/fp"]
+    bnn = [cfgs[True]] + [c for c in dwr if c.tag != "dwr:resnet20/fp"]
+    assert all((c.optimizer, c.label_smoothing, c.compile) == ("cifar_sgd", 0.1, False) for c in fp)
+    assert all((c.optimizer, c.label_smoothing, c.compile) == ("cifar_adam", 0.0, True) for c in bnn)
+    assert {c.resolution for c in fp + bnn} == {16}
+    assert {c.epochs for c in fp + bnn if "dwr-pretrain" not in c.tag} == {30}
