@@ -12,12 +12,12 @@ met, not a benchmark.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from bnnlib import records
 from bnnlib.cli import Parser, fail
 
 __all__ = ["record_seconds", "record_machine", "spent", "main"]
@@ -56,7 +56,7 @@ def spent(preset: str, results_dir: str | Path | None = None) -> pd.DataFrame:
         secs, done, machines = [], 0, set()
         for f in sorted(study.rglob("*.json")):
             try:
-                rec = json.loads(f.read_text())
+                rec = records.read_json(f)
             except (OSError, ValueError):
                 continue
             s = record_seconds(rec) if isinstance(rec, dict) else None

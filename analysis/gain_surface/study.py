@@ -159,15 +159,20 @@ def diagonal_only(df: pd.DataFrame) -> bool:
     return bool(len(df)) and int(df.groupby(["precision", "depth"])["width_mult"].nunique().max()) == 1
 
 
+def _finished(records):
+    """(record, config) of each finished gain-surface record."""
+    for r in records:
+        cfg = r.get("config", {})
+        if str(cfg.get("tag", "")).startswith(TAG) and r.get("status") == "finished":
+            yield r, cfg
+
+
 def runs_frame(records, metric: str = "final_test_acc") -> pd.DataFrame:
     """One row per finished gain-surface record: precision, depth, width_mult, seed, acc, OPs."""
     if metric not in METRICS:
         raise ValueError(f"metric: got {metric!r}; allowed: {METRICS}")
     rows = []
-    for r in records:
-        cfg = r.get("config", {})
-        if not str(cfg.get("tag", "")).startswith(TAG) or r.get("status") != "finished":
-            continue
+    for r, cfg in _finished(records):
         acc = (r.get("metrics") or {}).get(metric)
         if acc is None:
             continue
@@ -190,10 +195,7 @@ def curves_frame(records) -> pd.DataFrame:
     depth, width_mult, seed, epoch, epochs (the schedule), val_acc. Empty when the runs had no
     validation split (the quick preset)."""
     rows = []
-    for r in records:
-        cfg = r.get("config", {})
-        if not str(cfg.get("tag", "")).startswith(TAG) or r.get("status") != "finished":
-            continue
+    for r, cfg in _finished(records):
         head = {"precision": "bnn" if cfg.get("binary") else "fp", **_parse_tag(cfg["tag"]),
                 "seed": int(cfg.get("seed", r.get("seed", 0))), "epochs": cfg.get("epochs")}
         for e in (r.get("metrics") or {}).get("epochs") or []:
