@@ -39,7 +39,7 @@ figures: $(STAMP)
 cpu-sweeps: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.gain_surface sweep --preset cpu --workers 2
 	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.dwr run --preset cpu --workers 2
-	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.error_accumulation run --preset cpu_trained
+	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.error_accumulation run --preset cpu_trained --workers 2
 	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.sweep run analysis/regime/learning_curves.yaml
 
 ## make complexity: original vs DWR complexity table

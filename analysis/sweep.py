@@ -371,6 +371,25 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nodes", type=int, help="submitit: nodes per run (default 1)")
 
 
+def add_seeds_flag(p: argparse.ArgumentParser) -> None:
+    """``--seeds``: run a chunk of a preset (the study CLIs' plan/run/sweep commands)."""
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="only these of the preset's seeds, e.g. 0 1 (a chunk of a long sweep; "
+                   "records keep the hashes they have in the whole preset); none: all")
+
+
+def restrict_seeds(params: dict, seeds) -> dict:
+    """``params`` with ``seeds`` narrowed to ``seeds`` (None: unchanged). Only the preset's own
+    seeds are allowed, so a chunk never trains a run that the preset's figures would not read."""
+    if seeds is None:
+        return params
+    have = list(params["seeds"])
+    bad = [s for s in seeds if s not in have]
+    if bad or not seeds:
+        raise ValueError(f"seeds: got {list(seeds)}; allowed: a non-empty subset of the preset's {have}")
+    return {**params, "seeds": [s for s in have if s in seeds]}
+
+
 def executor_options(executor: str, spec_options: dict | None, a: argparse.Namespace) -> dict:
     """A spec's ``executor_options`` with the CLI flags of ``add_executor_flags`` on top."""
     out = dict(spec_options or {})

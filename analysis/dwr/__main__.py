@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from analysis.sweep import add_seeds_flag, restrict_seeds
 from bnnlib.cli import fail
 
 from .study import PRESET_KEYS, TABLES, find_record, jobs, record_index, run_jobs
@@ -35,11 +36,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tables", nargs="+", metavar="TABLE",
                     help=f"tables to plan or run, any of {list(TABLES)}; none: the preset's")
     ap.add_argument("--workers", type=int, help="training processes, an int >= 1; none: the preset's")
+    add_seeds_flag(ap)
     a = ap.parse_args(argv)
     try:
         over = {k: v for k, v in (("records_dir", a.records), ("tables", a.tables),
                                   ("workers", a.workers)) if v is not None}
-        values = notebooks.resolve(NOTEBOOK, a.preset, over)
+        values = restrict_seeds(notebooks.resolve(NOTEBOOK, a.preset, over), a.seeds)
         p, rdir = study_params(values), values["records_dir"]
         if a.command == "plan":
             index = record_index(rdir)

@@ -9,6 +9,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from analysis.sweep import add_seeds_flag, restrict_seeds
 from bnnlib.cli import fail
 
 from .study import grid, make_config, resolve_dataset, run_study
@@ -36,10 +37,13 @@ def main(argv=None) -> int:
         {"plan": "configs and how many are measured", "run": "measure the missing ones"},
         "python -m analysis.error_accumulation plan --preset quick")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="overrides the preset's device")
+    ap.add_argument("--workers", type=int, help="run: training processes for the trained "
+                    "configs, an int >= 1 (one thread each on CPU); none: one per visible GPU, else 1")
+    add_seeds_flag(ap)
     a = ap.parse_args(argv)
     try:
         over = {k: v for k, v in (("records_dir", a.records), ("device", a.device)) if v}
-        values = notebooks.resolve(NOTEBOOK, a.preset, over)
+        values = restrict_seeds(notebooks.resolve(NOTEBOOK, a.preset, over), a.seeds)
         configs = configs_of(values)
         if a.command == "plan":
             from .study import config_hash
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
             print(f"{len(configs)} configs; {done} measured, {len(configs) - done} to run "
                   f"in {values['records_dir']} (dataset {configs[0]['dataset']})")
             return 0
-        run_study(configs, values["records_dir"], device=values["device"])
+        run_study(configs, values["records_dir"], device=values["device"], workers=a.workers)
     except ValueError as e:
         return fail(e)
     return 0

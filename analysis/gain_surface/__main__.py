@@ -5,7 +5,7 @@ import sys
 
 from analysis import cost
 from analysis.notebooks import study_parser
-from analysis.sweep import EXECUTORS, add_executor_flags, executor_options
+from analysis.sweep import EXECUTORS, add_executor_flags, add_seeds_flag, executor_options, restrict_seeds
 
 from .study import count_ops, plan_estimate, run, study_configs
 
@@ -28,12 +28,14 @@ def main(argv=None) -> int:
     ap.add_argument("--gpus", type=int, default=1, help="plan: GPUs to spread the estimate over, an int >= 1")
     ap.add_argument("--executor", choices=EXECUTORS,
                     help="where runs execute; none: packed when the preset packs, else local")
+    add_seeds_flag(ap)
     add_executor_flags(ap)
     a = ap.parse_args(argv)
     try:
         params = load_preset(a.preset)  # the notebook's defaults overlaid by the preset, validated
         if a.records:
             params["records_dir"] = a.records
+        params = restrict_seeds(params, a.seeds)
         configs = study_configs(params)
         if a.command == "plan":
             from analysis.sweep import status
