@@ -192,3 +192,16 @@ def test_compiled_run_matches_eager_closely(tmp_path):
     b = train(tiny(binary=False, epochs=1, compile=True), tmp_path / "compiled")
     assert b["metrics"]["epochs"][0]["train_loss"] == pytest.approx(
         a["metrics"]["epochs"][0]["train_loss"], rel=1e-3)
+
+
+@pytest.mark.slow  # three compiled runs: several minutes on 2 busy cores
+def test_compiled_bnn_rerun_and_resume_are_bit_identical(tmp_path):
+    """The cpu presets train their BNNs compiled and resume them from checkpoints across
+    sessions: a rerun and a kill-and-resume must give the same weights as one whole run."""
+    c = tiny(compile=True)
+    ref = train(c, tmp_path / "ref")
+    assert train(c, tmp_path / "again")["weights_sha256"] == ref["weights_sha256"]
+    with pytest.raises(StopTraining):
+        train(c.replace(stop_after_epoch=1), tmp_path / "r")
+    rec = train(c, tmp_path / "r", resume=True)
+    assert rec["timings"]["resumed"] is True and rec["weights_sha256"] == ref["weights_sha256"]
