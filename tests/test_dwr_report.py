@@ -41,6 +41,12 @@ def test_accuracy_vs_ops_plots_bnn_rows_only(tmp_path):
     assert paths["pdf"].stat().st_size > 0
 
 
+def test_accuracy_vs_ops_skips_the_figure_before_any_bnn_row_is_measured(tmp_path, capsys):
+    rows = [{**r, "acc_mean": None} if r["method"] != "FP" else r for r in _rows()]
+    assert R.accuracy_vs_ops(rows, tmp_path, "unit") == {}
+    assert list(tmp_path.iterdir()) == [] and "figure skipped" in capsys.readouterr().out
+
+
 def test_dataset_name_resolution(tmp_path):
     assert R.resolve_dataset_name("auto", str(tmp_path)) == "synthetic"
     assert R.resolve_dataset_name("cifar10") == "cifar10"

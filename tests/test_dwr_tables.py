@@ -69,3 +69,13 @@ def test_build_table_mean_std_and_complexity(monkeypatch):
     assert rows["naive_3"]["acc_std"] == 0.0 and rows["naive_3"]["depths"] == "1/1/1"
     assert rows["dwr_3"]["acc_mean"] is None and rows["dwr_3"]["n_seeds"] == 0
     assert o["dataset_note"] == "JPEG-rebuilt test note"
+
+
+def test_rows_without_records_count_ops_at_the_presets_resolution(tmp_path):
+    r20 = get_spec("resnet20")
+    at = {res: {r["key"]: r for r in TB.build_table("table4", {**P, "resolution": res}, tmp_path)}
+          for res in (32, 16)}
+    assert at[32]["original"]["ops"] == count(r20).totals["ops"]
+    assert at[16]["original"]["ops"] == count(r20.replace(input_size=16)).totals["ops"]
+    assert at[16]["fp"]["ops"] < at[32]["fp"]["ops"] / 3  # convs cost a quarter at 16x16
+    assert at[16]["original"]["acc_mean"] is None and at[16]["original"]["n_seeds"] == 0

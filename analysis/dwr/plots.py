@@ -33,6 +33,9 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
     style()
     pts = [r for r in rows if r["reproduced"] and r["method"] != "FP" and r.get("acc_mean")
            is not None]
+    if not pts:  # no record yet (a long preset before its first runs land): no empty figure
+        print(f"{rows[0]['table']}: no measured BNN row in {records_dir}; accuracy-vs-OPs figure skipped")
+        return {}
     groups = {"Original": [], "Naive reshaping": [], "DWR": []}
     for r in pts:
         g = ("DWR" if "DWR" in r["reshaping"] or "pruning" in r["reshaping"] else

@@ -72,7 +72,7 @@ def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]
         row = {**{k: pr[k] for k in ("table", "key", "backbone", "method", "reshaping", "model",
                                       "bits")}, "paper_acc": pr["acc"],
                "reproduced": pr["key"] in plan, "row_id": plan.get(pr["key"], (None,))[0]}
-        rows.append(_fill(row, recs, plan.get(pr["key"])))
+        rows.append(_fill(row, recs, plan.get(pr["key"]), preset.get("resolution") or 32))
     for key in plan:  # rows we add (authors' published widths): paper number = their DWR row's
         if key in {r["key"] for r in rows}:
             continue
@@ -82,11 +82,11 @@ def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]
         row = {**{k: base[k] for k in ("table", "backbone", "bits", "paper_acc")}, "key": key,
                "method": "None", "reshaping": "DWR (authors' published widths)",
                "model": plan[key][1]["label"], "reproduced": True, "row_id": plan[key][0]}
-        rows.insert(rows.index(base) + 1, _fill(row, recs, plan[key]))
+        rows.insert(rows.index(base) + 1, _fill(row, recs, plan[key], preset.get("resolution") or 32))
     return rows
 
 
-def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
+def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict:
     accs = [r["metrics"]["final_test_acc"] for r in recs]
     bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
     m, s = _mean_std(accs)
@@ -97,7 +97,8 @@ def _fill(row: dict, recs: list[dict], plan_entry) -> dict:
                [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
     specs = [spec_of(r) for r in recs]
     if not specs and plan_entry is not None and plan_entry[1]["kind"] == "train":
-        specs = [plan_entry[1]["spec"]]
+        sp = plan_entry[1]["spec"]  # not trained yet: counted at the input the runs will see
+        specs = [sp if resolution == 32 else sp.replace(input_size=resolution)]
     if specs:
         tots = [count(sp).totals for sp in specs]
         for k in ("ops", "flops", "bops", "params", "acts"):
