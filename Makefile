@@ -33,14 +33,21 @@ figures: $(STAMP)
 	$(BIN)/python -m analysis.notebooks check
 	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET) $(if $(RECORDS),--records $(RECORDS))
 
-## make cpu-sweeps: train the cpu preset's missing runs, study by study in priority order
-## (about 30 core-hours in all; resumable: finished runs are skipped and a killed run resumes
-## from its checkpoint, so run it in chunks and commit results/cpu/**/record.json as they land)
+## make cpu-sweeps: train the cpu presets' missing runs in seed chunks, in priority order (every
+## study's first seed before any third seed; about 30 core-hours in all; resumable: finished
+## runs are skipped and a killed run resumes from its checkpoint, so run it in chunks and
+## commit results/cpu*/**/record.json as they land; a chunk with a failed run does not stop the next)
+CPU_SWEEP = OMP_NUM_THREADS=1 $(BIN)/python -m
 cpu-sweeps: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.gain_surface sweep --preset cpu --workers 2
-	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.dwr run --preset cpu --workers 2
-	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.error_accumulation run --preset cpu_trained --workers 2
-	OMP_NUM_THREADS=1 $(BIN)/python -m analysis.sweep run analysis/regime/learning_curves.yaml
+	-$(CPU_SWEEP) analysis.gain_surface sweep --preset cpu --workers 2 --seeds 0 1
+	-$(CPU_SWEEP) analysis.dwr run --preset cpu --workers 2 --seeds 0
+	-$(CPU_SWEEP) analysis.error_accumulation run --preset cpu_trained --workers 2 --seeds 0
+	-$(CPU_SWEEP) analysis.gain_surface sweep --preset cpu --workers 2 --seeds 2
+	-$(CPU_SWEEP) analysis.dwr run --preset cpu --workers 2 --seeds 1
+	-$(CPU_SWEEP) analysis.error_accumulation run --preset cpu_trained --workers 2 --seeds 1
+	-$(CPU_SWEEP) analysis.gain_surface sweep --preset cpu_long --workers 2
+	-$(CPU_SWEEP) analysis.dwr run --preset cpu --workers 2 --seeds 2
+	-$(CPU_SWEEP) analysis.sweep run analysis/regime/learning_curves.yaml
 
 ## make complexity: original vs DWR complexity table
 complexity: $(STAMP)

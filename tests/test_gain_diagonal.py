@@ -73,6 +73,20 @@ def test_learning_curves_show_when_the_best_depth_changes(tmp_path):
     assert tab.loc[6, "best_depth"] == 3 and tab.loc[6, "gap_to_runner_up"] == pytest.approx(2)
     assert (tmp_path / "gain_surface_curves.png").is_file()
     assert (tmp_path / "gain_surface_optimum_over_training.md").is_file()
+    # a 1-epoch schedule: a third, two thirds and the end are one epoch, listed once
+    from analysis.gain_surface.plots import optimum_over_training
+    short = gs.curves_frame([_curve_record("fp", d, w, 0, [v]) for d, w, v in ((1, 1.0, 30), (3, 0.5, 20))])
+    assert list(optimum_over_training(short)["epoch"]) == [1]
     # no validation split (quick preset): nothing is drawn
     assert learning_curves(gs.curves_frame([_curve_record("bnn", 1, 1.0, 0, [])]), tmp_path / "q", {}) == {}
     assert not (tmp_path / "q").exists()
+
+
+def test_cpu_long_preset_doubles_the_schedule_of_the_cpu_diagonals_fp_nets():
+    from analysis.sweep import config_hash
+    preset = lambda name: {**gs.load_preset(name), "dataset": "cifar10"}  # 'auto' depends on the data found
+    base = {c.build_spec(): c for c in gs.study_configs(preset("cpu")) if not c.binary and c.seed == 0}
+    long = gs.study_configs(preset("cpu_long"))
+    assert len(long) == 3 and {c.epochs for c in long} == {60} and not any(c.binary for c in long)
+    for c in long:  # the same nets, recipe and data as the cpu preset's: only the epochs differ
+        assert config_hash(c.replace(epochs=30)) == config_hash(base[c.build_spec()])

@@ -157,8 +157,7 @@ def optimum_over_training(curves: pd.DataFrame, fractions=(1 / 3, 2 / 3, 1.0)) -
     for (p, E), g in curves.groupby(["precision", "epochs"]):
         m = g.groupby(["depth", "epoch"])["val_acc"].mean().unstack("depth")
         n = g.groupby("depth")["seed"].nunique()
-        for f in fractions:
-            e = max(1, int(round(f * E)))
+        for e in sorted({max(1, int(round(f * E))) for f in fractions}):  # short schedules: once each
             if e not in m.index:
                 continue
             acc = m.loc[e].dropna().sort_values(ascending=False)
