@@ -60,8 +60,8 @@ STYLE: dict[str, Any] = {
                                                 "#E69F00", "#56B4E9", "#F0E442", "#000000"]),
 }
 # Manifest fields, in gallery order. 'what' is the one-paragraph caption.
-MANIFEST_KEYS = ("name", "kind", "title", "what", "notebook", "preset", "dataset", "records",
-                 "files")
+MANIFEST_KEYS = ("name", "kind", "title", "what", "notebook", "preset", "dataset", "scale",
+                 "records", "files")
 _PDF_META = {"CreationDate": None, "ModDate": None, "Creator": "bnn-dwr analysis.figures"}
 _PNG_META = {"Software": None}
 
@@ -119,6 +119,7 @@ def _meta(name: str, kind: str, meta: dict | None) -> dict:
     meta.setdefault("notebook", os.environ.get("BNN_NOTEBOOK") or None)
     meta.setdefault("preset", os.environ.get("BNN_PRESET") or None)
     meta.setdefault("dataset", None)
+    meta.setdefault("scale", None)
     meta["records"] = sorted(str(r) for r in meta.get("records") or [])
     meta.update(name=name, kind=kind)
     meta.pop("footnote", None)
@@ -169,6 +170,26 @@ def _dataset_label(d) -> str | None:
     return str(d) if d else None
 
 
+def scale_label(records: list[dict]) -> str | None:
+    """The training scale of run records, e.g. '30 epochs on 45,000 training images' (several
+    values are listed, e.g. '8, 15, 30 epochs'); None when no record has a training length."""
+    epochs, images = set(), set()
+    for r in records:
+        c = r.get("config") or {}
+        e = c.get("epochs")
+        if isinstance(e, int) and not isinstance(e, bool):
+            epochs.add(e)
+            n = (r.get("dataset") or {}).get("n_train") if isinstance(r.get("dataset"), dict) else None
+            if isinstance(n, int):
+                images.add(n)
+    if not epochs:
+        return None
+    out = f"{', '.join(map(str, sorted(epochs)))} epoch{'s' if epochs != {1} else ''}"
+    if images:
+        out += f" on {', '.join(f'{n:,}' for n in sorted(images))} training images"
+    return out
+
+
 def provenance(records: list[dict], records_dir: str | os.PathLike | None = None) -> dict:
     """Manifest fields ``records`` and ``dataset`` from the run records a figure plots.
 
@@ -178,12 +199,17 @@ def provenance(records: list[dict], records_dir: str | os.PathLike | None = None
     ids = sorted({str(r.get("config_hash")) for r in records if r.get("config_hash")})
     labels = sorted({lab for r in records if (lab := _dataset_label(r.get("dataset")))})
     prefix = f"{Path(records_dir).as_posix()}/" if records_dir else ""
-    return {"records": [prefix + h for h in ids], "dataset": "; ".join(labels) or None}
+    return {"records": [prefix + h for h in ids], "dataset": "; ".join(labels) or None,
+            "scale": scale_label(records)}
 
 
-def dataset_footnote(dataset: str | None) -> str | None:
-    """The line stamped under a figure that says which data it comes from."""
-    return None if not dataset else f"Data: {dataset}"
+def dataset_footnote(dataset: str | None, scale: str | None = None, preset: str | None = None) -> str | None:
+    """The line stamped under a figure (and a table) that says which data it comes from and at
+    which scale: preset and training length (the resolution is part of the dataset label)."""
+    if not dataset:
+        return None
+    at = "; ".join(x for x in ((f"preset {preset}" if preset else None), scale) if x)
+    return f"Data: {dataset}" + (f"\nScale: {at}" if scale else "")
 
 
 def save_figure(fig, name: str, data: pd.DataFrame, outdir: str | os.PathLike = "figures",
@@ -197,7 +223,8 @@ def save_figure(fig, name: str, data: pd.DataFrame, outdir: str | os.PathLike = 
     _check_name(name)
     _check_data(data)
     full = _meta(name, "figure", meta)
-    note = dataset_footnote(full["dataset"]) if (meta or {}).get("footnote", True) else None
+    note = (dataset_footnote(full["dataset"], full["scale"], full["preset"])
+            if (meta or {}).get("footnote", True) else None)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     if note and not getattr(fig, "_bnn_footnote", None):
@@ -248,7 +275,7 @@ def save_table(df: pd.DataFrame, name: str, outdir: str | os.PathLike = "figures
     if full["what"]:
         parts.append(f"\n{full['what']}\n")
     if full["dataset"]:
-        parts.append(f"\n{dataset_footnote(full['dataset'])}\n")
+        parts.append(f"\n{dataset_footnote(full['dataset'], full['scale'], full['preset'])}\n")
     _write_bytes(paths["md"], "\n".join(parts).encode())
     _write_csv(df, paths["csv"])
     paths["json"] = _write_manifest(out, full, [paths["md"], paths["csv"]])

@@ -5,7 +5,7 @@ import os
 
 import pandas as pd
 
-from .tables import _dataset_label, _record_ids
+from .tables import _dataset_label, _record_ids, _scale_label
 
 __all__ = ["accuracy_vs_ops"]
 
@@ -62,7 +62,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
     meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
             "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
                     "BNN backbone, at its OPs from bnnlib.complexity.",
-            "preset": preset, "dataset": _short_dataset(_dataset_label(rows)),
+            "preset": preset, "dataset": _short_dataset(_dataset_label(rows)), "scale": _scale_label(pts),
             "records": _record_ids(pts, records_dir)}
     paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops",
                         pd.DataFrame(data), outdir, meta)

@@ -105,7 +105,12 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
             row[k] = statistics.fmean(t[k] for t in tots)
         row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
         row["depths"] = "/".join(str(d) for d in specs[0].depths)
-    row["dataset_note"] = recs[0]["dataset"].get("note") if recs else None
+    d = recs[0]["dataset"] if recs else {}
+    row["dataset_note"] = d.get("note")
+    if d.get("label") and d.get("resolution") not in (None, 32):  # the cpu regime: say 16x16
+        row["dataset_note"] = f"{d['label']} ({d.get('note')})"
+    from analysis.figures import scale_label  # lazy: matplotlib only where tables are written
+    row["scale"] = scale_label(recs)
     return row
 
 
@@ -143,10 +148,14 @@ def _record_ids(rows, records_dir) -> list[str]:
     return [f"{Path(records_dir).as_posix()}/{x}" for r in rows for x in r.get("records", [])]
 
 
+def _scale_label(rows) -> str | None:
+    return "; ".join(sorted({r["scale"] for r in rows if r.get("scale")})) or None
+
+
 def _rows_meta(title, what, rows, preset, records_dir) -> dict:
-    """Manifest fields of a table built from ``rows`` (dataset note and record ids)."""
+    """Manifest fields of a table built from ``rows`` (dataset note, scale and record ids)."""
     return {"title": title, "what": what, "preset": preset, "dataset": _dataset_label(rows),
-            "records": _record_ids(rows, records_dir)}
+            "scale": _scale_label(rows), "records": _record_ids(rows, records_dir)}
 
 
 def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset: str,
