@@ -34,7 +34,7 @@ figures: $(STAMP)
 	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET) $(if $(RECORDS),--records $(RECORDS))
 
 ## make cpu-sweeps: train the cpu presets' missing runs in seed chunks, in priority order (every
-## study's first seed before any third seed; about 30 core-hours in all; resumable: finished
+## study's first seed before any third seed; about 38 core-hours in all; resumable: finished
 ## runs are skipped and a killed run resumes from its checkpoint, so run it in chunks and
 ## commit results/cpu*/**/record.json as they land; a chunk with a failed run does not stop the next)
 CPU_SWEEP = OMP_NUM_THREADS=1 $(BIN)/python -m
