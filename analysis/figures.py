@@ -179,8 +179,8 @@ def scale_label(records: list[dict]) -> str | None:
         e = c.get("epochs")
         if isinstance(e, int) and not isinstance(e, bool):
             epochs.add(e)
-            n = (r.get("dataset") or {}).get("n_train") if isinstance(r.get("dataset"), dict) else None
-            if isinstance(n, int):
+            d = r.get("dataset")
+            if isinstance(d, dict) and isinstance(n := d.get("n_train"), int):
                 images.add(n)
     if not epochs:
         return None
