@@ -15,15 +15,17 @@ def test_restrict_seeds_narrows_in_preset_order_and_refuses_foreign_seeds():
             sweep.restrict_seeds(p, bad)
 
 
-def test_gain_surface_chunk_is_the_preset_runs_of_that_seed(tmp_path, capsys):
+def test_gain_surface_chunk_is_the_preset_runs_of_that_seed(tmp_path, capsys, monkeypatch):
+    from analysis.gain_surface import study as gs
     from analysis.gain_surface.__main__ import load_preset, main
-    from analysis.gain_surface.study import study_configs
-    full = study_configs(load_preset("quick"))
-    chunk = study_configs(sweep.restrict_seeds(load_preset("quick"), [1]))
-    assert chunk and {c.seed for c in chunk} == {1}
+    spec = gs.shape_spec("resnet20", 1, 0.5, 0.5).replace(binary=False)  # one shape: no OPs solving
+    monkeypatch.setattr(gs, "make_grid", lambda *a, **k: [gs.Shape(depth=1, width_mult=0.5, spec=spec, precisions=["fp", "bnn"])])
+    full = gs.study_configs(load_preset("quick"))
+    chunk = gs.study_configs(sweep.restrict_seeds(load_preset("quick"), [1]))
+    assert len(full) == 4 and len(chunk) == 2 and {c.seed for c in chunk} == {1}
     assert {sweep.config_hash(c) for c in chunk} == {sweep.config_hash(c) for c in full if c.seed == 1}
     assert main(["plan", "--preset", "quick", "--records", str(tmp_path), "--seeds", "1"]) == 0
-    assert f"{len(chunk)} runs" in capsys.readouterr().out
+    assert "2 runs" in capsys.readouterr().out
     assert main(["plan", "--preset", "quick", "--records", str(tmp_path), "--seeds", "9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: seeds: got [9]") and err.count("\n") == 1
