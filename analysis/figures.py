@@ -28,6 +28,8 @@ if "ipykernel" not in sys.modules:
 
 import pandas as pd  # noqa: E402
 
+from bnnlib.data import describe  # noqa: E402
+
 __all__ = ["style", "STYLE", "save_figure", "save_table", "load_manifests", "build_gallery",
            "MANIFEST_KEYS", "dataset_footnote", "provenance", "to_markdown", "REPO", "study_dir",
            "setup_notebook"]
@@ -163,10 +165,7 @@ def _write_manifest(outdir: Path, meta: dict, files: list[Path]) -> Path:
 
 def _dataset_label(d) -> str | None:
     if isinstance(d, dict):
-        name, note = d.get("name"), d.get("note")
-        if name and d.get("resolution") and f"{d['resolution']}x" not in str(note):
-            name = f"{name} at {d['resolution']}x{d['resolution']}"  # the cpu regime's inputs
-        return f"{name} ({note})" if name and note else name or note
+        return describe(d)
     return str(d) if d else None
 
 

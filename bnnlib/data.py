@@ -29,7 +29,7 @@ import torch
 __all__ = ["CIFAR10_URL", "CIFAR10_MD5", "CIFAR_MEAN", "CIFAR_STD", "Dataset", "Splits",
            "default_root", "load_cifar10", "download_cifar10", "synthetic", "split_train_val",
            "stratified_subset", "resolve_dataset", "augment", "normalize", "DATASETS",
-           "downsample", "augment_pad", "name_label"]
+           "downsample", "augment_pad", "name_label", "describe"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published md5 of the official archive
@@ -354,6 +354,17 @@ def resolve_dataset(name: str = "cifar10", root=None, val_size: int = 5000,
 def name_label(name: str) -> str:
     """Display name of a dataset ('cifar10' -> 'CIFAR-10')."""
     return {"cifar10": "CIFAR-10", "synthetic": "synthetic"}.get(name, name)
+
+
+def describe(info: dict) -> str | None:
+    """The one line that says which data a record comes from, e.g. 'CIFAR-10 at 16x16
+    (JPEG-rebuilt CIFAR-10 copy ...)': display name, input size when it is not 32x32, then
+    the data note. Every figure, table and manifest labels its data with this."""
+    name, note, res = info.get("name"), info.get("note"), info.get("resolution")
+    label = info.get("label") or (name_label(name) if name else None)
+    if label and res and res != 32 and f"{res}x{res}" not in label:
+        label = f"{label} at {res}x{res}"
+    return f"{label} ({note})" if label and note else label or note
 
 
 _NORM_CONST: dict = {}

@@ -185,3 +185,18 @@ def test_choose_dataset_auto_prefers_data_then_cifar_records(tmp_path, monkeypat
     assert choose_dataset("synthetic", records_dir=recs) == "synthetic"
     with pytest.raises(ValueError, match="dataset: got 'imagenet'"):
         choose_dataset("imagenet")
+
+
+@pytest.mark.parametrize("info, want", [
+    ({"name": "cifar10", "note": "JPEG copy"}, "CIFAR-10 (JPEG copy)"),
+    ({"name": "cifar10", "note": "JPEG copy", "resolution": 32}, "CIFAR-10 (JPEG copy)"),
+    ({"name": "cifar10", "note": "JPEG copy", "resolution": 16}, "CIFAR-10 at 16x16 (JPEG copy)"),
+    ({"name": "cifar10", "note": "n", "resolution": 16, "label": "CIFAR-10 at 16x16"}, "CIFAR-10 at 16x16 (n)"),
+    ({"name": "synthetic"}, "synthetic"),
+    ({"note": "only a note"}, "only a note"),
+    ({}, None),
+])
+def test_describe_is_the_one_dataset_line(info, want):
+    """Figures, tables and manifests label their data with this one line: the input size is
+    named whenever it is not 32x32, so no cpu-regime accuracy is read as a 32x32 number."""
+    assert data.describe(info) == want

@@ -113,7 +113,7 @@ def test_provenance_from_records():
             {"config_hash": "aa", "dataset": {"name": "cifar10", "note": "JPEG-rebuilt copy"}}]
     p = figures.provenance(recs, "results/quick")
     assert p["records"] == ["results/quick/aa", "results/quick/bb"]
-    assert p["dataset"] == "cifar10 (JPEG-rebuilt copy); synthetic (no CIFAR-10 found)"
+    assert p["dataset"] == "CIFAR-10 (JPEG-rebuilt copy); synthetic (no CIFAR-10 found)"
     assert figures.provenance([]) == {"records": [], "dataset": None, "scale": None}
     assert p["scale"] is None  # no training length in these records: no scale line
 
@@ -129,10 +129,10 @@ def test_scale_is_stated_under_figures_and_tables(tmp_path, monkeypatch):
     figures.save_figure(fig, "f", DATA, tmp_path, meta)
     notes = [t.get_text() for t in fig.texts]
     plt.close(fig)
-    assert notes == ["Data: cifar10\nScale: preset cpu; 30 epochs on 45,000 training images"]
+    assert notes == ["Data: CIFAR-10\nScale: preset cpu; 30 epochs on 45,000 training images"]
     assert json.loads((tmp_path / "f.json").read_text())["scale"] == "30 epochs on 45,000 training images"
     md = figures.save_table(DATA, "t", tmp_path, meta)["md"].read_text()
-    assert md.endswith("Data: cifar10\nScale: preset cpu; 30 epochs on 45,000 training images\n")
+    assert md.endswith("Data: CIFAR-10\nScale: preset cpu; 30 epochs on 45,000 training images\n")
 
 
 def test_gallery_flags_stale_files(tmp_path):

@@ -106,9 +106,7 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
         row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
         row["depths"] = "/".join(str(d) for d in specs[0].depths)
     d = recs[0]["dataset"] if recs else {}
-    row["dataset_note"] = d.get("note")
-    if d.get("label") and d.get("resolution") not in (None, 32):  # the cpu regime: say 16x16
-        row["dataset_note"] = f"{d['label']} ({d.get('note')})"
+    row["dataset_note"] = bdata.describe(d) if d else None
     from analysis.figures import scale_label  # lazy: matplotlib only where tables are written
     row["scale"] = scale_label(recs)
     return row

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bnnlib.data import describe
+
 from .fit import fit_phi
 
 __all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
@@ -20,14 +22,6 @@ SHORT = {"eq13": "E_Q (Eq. 13), sum of local residuals", "drift_head": "drift at
 GROUP = ["backbone", "width", "binarizer", "trained_epochs", "dataset"]
 
 
-def _note(dataset: dict) -> str | None:
-    """The record's data note, prefixed with the input size when it is not 32x32."""
-    res = dataset.get("resolution")
-    note = dataset.get("note")
-    if not (res and res != 32 and note):
-        return note
-    from bnnlib.data import name_label
-    return f"{name_label(dataset.get('name'))} at {res}x{res}, {note}"
 
 
 def backbone_label(config: dict) -> str:
@@ -46,7 +40,7 @@ def records_frame(records) -> pd.DataFrame:
                      **{k: c[k] for k in ("blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
                      "d": s["n_binary"], "config_hash": r["config_hash"],
-                     "dataset_note": _note(r["dataset"]), **s})
+                     "dataset_note": describe(r["dataset"]), **s})
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
@@ -62,7 +56,7 @@ def layers_frame(records) -> pd.DataFrame:
             if L["binary"]:
                 rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]},
                              "backbone": backbone_label(c), "d": d,
-                             "dataset_note": _note(r["dataset"]), **L})
+                             "dataset_note": describe(r["dataset"]), **L})
     return pd.DataFrame(rows)
 
 
