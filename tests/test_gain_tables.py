@@ -92,3 +92,25 @@ def test_too_few_runs_refuse():
     assert chosen == {} and tab["cv_rmse"].isna().all() and tab["note"].str.contains("configs").all()
     with pytest.raises(ValueError, match="no finished runs"):
         gt.equilibrium_table(df.iloc[:0], D0, (W0,), ops=IDEAL)
+
+
+def test_shallow_end_vertex_is_the_vertex_of_the_first_k_depths():
+    """The windowed vertex rows (k = 3 .. n-1 of the 5 sampled depths) equal slice_optimum on
+    the shallow depths of the diagonal, and their edge flag uses the window's own range."""
+    df = synthetic_runs()
+    tab = gt.equilibrium_table(df, ref_depth=D0, iso_refs=(W0,), n_boot=3, seed=0,
+                               families=("power_penalty",), ops=IDEAL)
+    methods = set(tab["method"])
+    assert {"raw vertex, shallowest 3 depths", "raw vertex, shallowest 4 depths"} <= methods
+    assert "raw vertex, shallowest 5 depths" not in methods and "raw vertex, shallowest 2 depths" not in methods
+    sl = gt.iso_slices(gs.config_means(df), D0, (W0,))
+    for p, q in (("fp", "d0 (FP)"), ("bnn", "d_n (BNN)")):
+        g = sl[sl["precision"] == p]
+        for k in (3, 4):
+            pairs = {(w, d) for w, d in zip(g["width_mult"], g["depth"]) if d in sorted(g["depth"])[:k]}
+            shallow = df[(df["precision"] == p) & np.array([(w, d) in pairs for w, d in zip(df["width_mult"], df["depth"])])]
+            want = gf.slice_optimum(shallow["depth"], shallow["acc"])["d_vertex"]
+            got = tab[(tab["quantity"] == q) & (tab["method"] == f"raw vertex, shallowest {k} depths")]
+            assert got["estimate"].iloc[0] == pytest.approx(want)
+            top = sorted(g["depth"])[k - 1]
+            assert ("high" in got["at_edge"].iloc[0]) == (abs(want - top) < 1e-6)

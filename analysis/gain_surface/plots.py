@@ -231,7 +231,11 @@ def save_tables(fits: pd.DataFrame, eq: pd.DataFrame, props: pd.DataFrame, outdi
                                     "seeds within each config; n_boot_ok draws gave a value (the "
                                     "balance depth has none when the marginal gains never cross "
                                     "in the sampled range). at_edge: the estimate sits on the end "
-                                    "of the sampled depths, so it is only a bound."})
+                                    "of the sampled depths (for a shallow-end vertex, of its "
+                                    "window), so it is only a bound. 'raw vertex, shallowest k "
+                                    "depths' (slices with more than k depths): the same quadratic "
+                                    "on the k shallowest depths only; it shows whether an interior "
+                                    "vertex is carried by the deep end of the slice."})
     out["fits"] = save_table(fits, "gain_surface_fit_selection", outdir,
                              {**meta, "title": "Surface families: held-out error",
                               "what": "Leave-one-config-out RMSE (accuracy points) per family; the "

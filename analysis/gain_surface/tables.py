@@ -91,6 +91,18 @@ def _slice_arrays(groups: dict, members: set):
 _METHODS = ("fit optimum", "fit balance (Eq. 11/21)", "raw vertex (quadratic in ln d)", "raw argmax")
 
 
+def _window_method(k: int) -> str:
+    return f"raw vertex, shallowest {k} depths"
+
+
+def _windows(df: pd.DataFrame) -> tuple[int, ...]:
+    """Shallow-end windows of the raw vertex: the first k depths of a slice for k = 3 (the
+    fewest a quadratic needs) up to one short of all sampled depths. They test whether an
+    interior vertex is carried by the deep end of the slice (a curve that bends down there)."""
+    n = df["depth"].nunique()
+    return tuple(range(gf.MIN_LEVELS, n))
+
+
 def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
     """Every equilibrium quantity for one (re)sample of seeds; failures become None."""
     out, d0, rng = {}, ctx["ref_depth"], ctx["d_range"]
@@ -101,10 +113,15 @@ def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
             opt = _safe(gf.optimal_depth, f, w0, d0, rng, ops) if f else None
             out[f"{p}|{_METHODS[0]}|{w0}"] = opt["d_opt"] if opt else None
             out[f"{p}|{_METHODS[1]}|{w0}"] = _safe(gf.balance_depth, f, w0, d0, rng, ops) if f else None
-            sl = _safe(gf.slice_optimum, *_slice_arrays(groups, ctx["slices"].get((p, w0), set())))
+            d, y = _slice_arrays(groups, ctx["slices"].get((p, w0), set()))
+            sl = _safe(gf.slice_optimum, d, y)
             out[f"{p}|{_METHODS[2]}|{w0}"] = sl["d_vertex"] if sl else None
             out[f"{p}|{_METHODS[3]}|{w0}"] = sl["d_argmax"] if sl else None
-        for m in _METHODS:
+            for k in ctx["windows"]:  # the same vertex on the shallow end only
+                keep = np.isin(d, np.unique(d)[:k]) if len(np.unique(d)) > k else np.zeros(len(d), bool)
+                sl = _safe(gf.slice_optimum, d[keep], y[keep])
+                out[f"{p}|{_window_method(k)}|{w0}"] = sl["d_vertex"] if sl else None
+        for m in _METHODS + tuple(_window_method(k) for k in ctx["windows"]):
             a, b = out[f"fp|{m}|{w0}"], out[f"bnn|{m}|{w0}"]
             out[f"ratio|{m}|{w0}"] = b / a if a and b is not None else None
         dfp = out[f"fp|{_METHODS[0]}|{w0}"]
@@ -136,7 +153,8 @@ def _context(df: pd.DataFrame, ref_depth: int, iso_refs, ops, d_range) -> dict:
     slices = {(p, w0): {(p, float(w), int(d)) for w, d in zip(g["width_mult"], g["depth"])}
               for (p, w0), g in sl.groupby(["precision", "w0"])}
     return {"ref_depth": ref_depth, "iso_refs": tuple(float(w) for w in iso_refs), "slices": slices,
-            "ops": ops_models(df, ops),
+            "ops": ops_models(df, ops), "windows": _windows(df),
+            "depths": {key: sorted({d for _, _, d in m}) for key, m in slices.items()},
             "d_range": d_range or (float(df["depth"].min()), float(df["depth"].max()))}
 
 
@@ -159,17 +177,32 @@ def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 
         rows.append({"w0": float(w0), "d_ref": ref_depth, "quantity": _QUANTITY[who], "method": method,
                      "family": fam, "estimate": np.nan if est is None else float(est),
                      "ci_lo": lo, "ci_hi": hi, "n_boot_ok": n_ok, "n_boot": n_boot,
-                     "at_edge": _edge(res, who, method, w0, ctx["d_range"])})
+                     "at_edge": _edge(res, who, method, w0, _method_range(ctx, method, w0))})
     return pd.DataFrame(rows)
 
 
-def _edge(res: dict, who: str, method: str, w0: str, d_range) -> str:
+def _method_range(ctx: dict, method: str, w0: str) -> dict:
+    """{precision: (lowest, highest) depth} a method's estimate can take on the w0 slice: the
+    sampled range, or the window's for a shallow-end vertex."""
+    out = {}
+    for p in PRECISIONS:
+        rng = ctx["d_range"]
+        for k in ctx["windows"]:
+            depths = ctx["depths"].get((p, float(w0)), [])
+            if method == _window_method(k) and len(depths) > k:
+                rng = (float(depths[0]), float(depths[k - 1]))
+        out[p] = rng
+    return out
+
+
+def _edge(res: dict, who: str, method: str, w0: str, ranges: dict) -> str:
     """'low'/'high' when a depth estimate (or a ratio's part) sits on the sampled range's end:
     then it is only a bound (the optimum may lie beyond the grid); '' otherwise."""
     parts = {"ratio": ("fp", "bnn"), "fp": ("fp",), "bnn": ("bnn",)}.get(who, ())
-    tol = 1e-3 * (d_range[1] - d_range[0])
     edges = []
     for p in parts:
+        d_range = ranges[p]
+        tol = 1e-3 * (d_range[1] - d_range[0])
         v = res[f"{p}|{method}|{w0}"][0]
         if v is not None and abs(v - d_range[0]) < tol:
             edges.append(f"{p} low")
