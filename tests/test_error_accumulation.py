@@ -242,3 +242,15 @@ def test_trained_config_trains_with_bnnlib_train_then_measures(tmp_path):
     assert rec["metrics"]["summary"] != init["metrics"]["summary"]  # weights were loaded
     paths = fig_init_vs_trained([init, rec], tmp_path / "fig")
     assert paths["png"].stat().st_size > 0
+
+
+@pytest.mark.parametrize("config, want", [
+    ({"trained_epochs": 0, "train_subset": 4096}, "at initialisation"),
+    ({"trained_epochs": 3, "train_subset": 4096}, "trained 3 epochs on 4,096 training images"),
+    ({"trained_epochs": 1, "train_subset": 10}, "trained 1 epoch on 10 training images"),
+    ({"trained_epochs": 30, "train_subset": None, "val_size": 5000},
+     "trained 30 epochs on the whole training split (5000 validation images held out)"),
+])
+def test_scale_label_says_how_much_the_measured_net_was_trained(config, want):
+    from analysis.error_accumulation.tables import scale_label
+    assert scale_label(config) == want

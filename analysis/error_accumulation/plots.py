@@ -49,6 +49,11 @@ def _data_label(df) -> str:
     return "; ".join(sorted(set(df["dataset_note"].dropna()))) or "unknown data"
 
 
+def _scale(df) -> str | None:
+    """The training scale of the measured nets ('at initialisation', 'trained 30 epochs ...')."""
+    return "; ".join(sorted(set(df["scale"].dropna()))) or None if "scale" in df else None
+
+
 def _when(epochs) -> str:
     return "at initialisation" if epochs == 0 else f"after {epochs} training epoch(s)"
 
@@ -58,10 +63,8 @@ def _save(fig, name, data, outdir, title, what, df, records, suffix=True):
     if suffix and epochs != [0]:  # trained figures never overwrite the at-initialisation ones
         name += "_trained" + "-".join(map(str, epochs))
         title += f" ({_when(epochs[-1])})"
-    label = _data_label(df)
-    fig.text(0.01, 0.005, f"Data: {label}", fontsize=6, color="0.35", ha="left", va="bottom")
-    meta = {"title": title, "what": f"{what} {ACT_NOTE}", "dataset": label, "records": records,
-            "footnote": False}
+    meta = {"title": title, "what": f"{what} {ACT_NOTE}", "dataset": _data_label(df),
+            "records": records, "scale": _scale(df)}  # save_figure stamps Data and Scale below
     paths = save_figure(fig, name, data, outdir, meta)
     plt.close(fig)
     return paths
@@ -249,13 +252,14 @@ def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trai
     fig_accumulated_vs_depth(main, full, figures_dir, f"{binarizer}, {_when(trained_epochs)}", hashes)
     fig_binarizers(rf[at & (rf["width"] == width)], figures_dir, f"width {width}, "
                    f"{_when(trained_epochs)}", hashes)
-    _write_fits(Path(figures_dir), table, full, _data_label(rf), hashes)
+    _write_fits(Path(figures_dir), table, full, _data_label(rf), hashes, _scale(rf))
     return table
 
 
-def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, records) -> None:
+def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, records,
+                scale: str | None = None) -> None:
     """Fit table and premise verdicts (tables with manifests); full fits with bands (JSON)."""
-    meta = {"dataset": dataset, "records": records, "footnote": False}
+    meta = {"dataset": dataset, "records": records, "scale": scale, "footnote": False}
     save_table(table, "erracc_fits", outdir, {**meta, "title": "phi(d) fits of accumulated error",
                "what": f"{ACT_NOTE} Per group and metric: linear slope per binary layer with 95% bootstrap "
                        "CI over seeds, best form by leave-one-depth-out RMSE, RMSE of each form."})

@@ -31,6 +31,18 @@ def backbone_label(config: dict) -> str:
     return config["backbone"] if act == "hardtanh" else f"{config['backbone']}+{act}"
 
 
+def scale_label(config: dict) -> str:
+    """How much the measured net was trained: 'at initialisation', or 'trained E epochs on N
+    training images' (train_subset) / 'on the whole training split' (val_size held out)."""
+    e = config.get("trained_epochs") or 0
+    if not e:
+        return "at initialisation"
+    n = config.get("train_subset")
+    on = (f"{n:,} training images" if n else
+          f"the whole training split ({config.get('val_size')} validation images held out)")
+    return f"trained {e} epoch{'s' if e != 1 else ''} on {on}"
+
+
 def records_frame(records) -> pd.DataFrame:
     """One row per record: config fields, depth d (= number of binary layers), summary."""
     rows = []
@@ -40,7 +52,7 @@ def records_frame(records) -> pd.DataFrame:
                      **{k: c[k] for k in ("blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
                      "d": s["n_binary"], "config_hash": r["config_hash"],
-                     "dataset_note": describe(r["dataset"]), **s})
+                     "dataset_note": describe(r["dataset"]), "scale": scale_label(c), **s})
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
@@ -56,7 +68,7 @@ def layers_frame(records) -> pd.DataFrame:
             if L["binary"]:
                 rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]},
                              "backbone": backbone_label(c), "d": d,
-                             "dataset_note": describe(r["dataset"]), **L})
+                             "dataset_note": describe(r["dataset"]), "scale": scale_label(c), **L})
     return pd.DataFrame(rows)
 
 
