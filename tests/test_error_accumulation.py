@@ -251,6 +251,6 @@ def test_trained_config_trains_with_bnnlib_train_then_measures(tmp_path):
     ({"trained_epochs": 30, "train_subset": None, "val_size": 5000},
      "trained 30 epochs on the whole training split (5000 validation images held out)"),
 ])
-def test_scale_label_says_how_much_the_measured_net_was_trained(config, want):
-    from analysis.error_accumulation.tables import scale_label
-    assert scale_label(config) == want
+def test_training_label_says_how_much_the_measured_net_was_trained(config, want):
+    from analysis.error_accumulation.tables import training_label
+    assert training_label(config) == want

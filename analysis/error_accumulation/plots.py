@@ -51,7 +51,9 @@ def _data_label(df) -> str:
 
 def _scale(df) -> str | None:
     """The training scale of the measured nets ('at initialisation', 'trained 30 epochs ...')."""
-    return "; ".join(sorted(set(df["scale"].dropna()))) or None if "scale" in df else None
+    if "scale" not in df:
+        return None
+    return "; ".join(sorted(set(df["scale"].dropna()))) or None
 
 
 def _when(epochs) -> str:

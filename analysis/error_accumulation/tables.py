@@ -31,7 +31,7 @@ def backbone_label(config: dict) -> str:
     return config["backbone"] if act == "hardtanh" else f"{config['backbone']}+{act}"
 
 
-def scale_label(config: dict) -> str:
+def training_label(config: dict) -> str:
     """How much the measured net was trained: 'at initialisation', or 'trained E epochs on N
     training images' (train_subset) / 'on the whole training split' (val_size held out)."""
     e = config.get("trained_epochs") or 0
@@ -52,7 +52,7 @@ def records_frame(records) -> pd.DataFrame:
                      **{k: c[k] for k in ("blocks", "width", "binarizer", "seed",
                                           "trained_epochs", "dataset")},
                      "d": s["n_binary"], "config_hash": r["config_hash"],
-                     "dataset_note": describe(r["dataset"]), "scale": scale_label(c), **s})
+                     "dataset_note": describe(r["dataset"]), "scale": training_label(c), **s})
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
@@ -68,7 +68,7 @@ def layers_frame(records) -> pd.DataFrame:
             if L["binary"]:
                 rows.append({**{k: c[k] for k in GROUP + ["seed", "blocks"]},
                              "backbone": backbone_label(c), "d": d,
-                             "dataset_note": describe(r["dataset"]), "scale": scale_label(c), **L})
+                             "dataset_note": describe(r["dataset"]), "scale": training_label(c), **L})
     return pd.DataFrame(rows)
 
 
