@@ -1,6 +1,8 @@
 """Paper scale (issue 11): speed options reach TrainConfig from presets, the paper gain-surface
 grid builds, plans cost presets from the table (with its sources), DWR chains run through the
 sweep executors, notebooks have no per-cell limit by default."""
+import shutil
+
 import pytest
 
 from analysis import cost, sweep
@@ -89,6 +91,11 @@ def test_dwr_jobs_run_through_the_sweep_executors(tmp_path, monkeypatch):
     assert [o[2] for o in out] == ["finished", "finished"] and calls == [2, 1]  # stage 1, then finals
     assert DS.run_jobs(jobs, preset, tmp_path, shard="1/2") == out[1:]  # done: read back, no training
     assert calls == [2, 1, 1]
+    # a chain whose pre-training is done goes straight to the first stage with its final
+    # training (no worker waits for the other runs of stage 1); a lost final run is retrained
+    final = DS.run_job(jobs[1], preset, tmp_path, lookup=True)
+    shutil.rmtree(tmp_path / "runs" / final["config_hash"])
+    assert DS.run_jobs(jobs, preset, tmp_path) == out and calls == [2, 1, 1, 2]
 
 
 def test_notebooks_have_no_per_cell_limit_by_default():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bnnlib import records
 from bnnlib.models import get_spec
 from bnnlib.models.zoo import DWR_PAIRS
 from bnnlib.reshape import naive_reshape, scale, widen
@@ -190,7 +191,8 @@ def _chain_args(job: dict, preset: dict, kw: dict) -> dict:
 
 def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
     """What the first sweep stage trains for ``job``: the run itself, or a chain's
-    pre-training (unless its prune record is there already)."""
+    pre-training; a chain whose pre-training is done (finished, weights saved) is pruned here
+    and its final training joins the first stage, so no worker waits for other jobs' runs."""
     kw = train_kw(preset, _binary(job))
     if job["kind"] == "train":
         return [TrainConfig(spec=spec_to_dict(job["spec"]), epochs=preset["epochs"], seed=job["seed"],
@@ -199,7 +201,13 @@ def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
     pre = D.pretrain_config(job["original"], job["s"], a["pretrain_epochs"], a["seed"], kw,
                             a["start_spec"], a["tag"])
     budget = D.budget_for(job["original"], kw)
-    return [] if D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"]) else [pre]
+    pre_rec = D.read_run(pre, records_dir)
+    pre_done = ((pre_rec or {}).get("status") == "finished" and
+                (Path(records_dir) / "runs" / pre_rec["config_hash"] / "weights.pt").is_file())
+    if D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"]) or pre_done:
+        return [D.dwr(job["original"], job["s"], records_dir=records_dir, train_final=False,
+                      **a)["final_config"]]
+    return [pre]
 
 
 def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, workers: int | None = None,
@@ -224,12 +232,13 @@ def run_jobs(job_list: list[dict], preset: dict, records_dir: str | Path, worker
     first = [c for j in order for c in _stage_configs(j, preset, records_dir)]
     if first:
         run_sweep(first, runs, **run)
-    kw, finals = train_kw(preset, True), []  # the chains: binary
-    for j in order:
+    kw, finals, queued = train_kw(preset, True), [], {records.config_hash(c) for c in first}
+    for j in order:  # the chains pre-trained in the first stage: prune, then train
         if j["kind"] == "dwr":
             out = D.dwr(j["original"], j["s"], records_dir=records_dir, train_final=False,
                         **_chain_args(j, preset, kw))
-            finals.append(out["final_config"])
+            if records.config_hash(out["final_config"]) not in queued:
+                finals.append(out["final_config"])
     if finals:
         run_sweep(finals, runs, **run)
     out = []
