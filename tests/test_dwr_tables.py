@@ -66,7 +66,12 @@ def test_build_table_mean_std_and_complexity(monkeypatch):
     assert o["acc_mean"] == 52.0 and math.isclose(o["acc_std"], math.sqrt(8.0))
     assert o["n_seeds"] == 2 and o["paper_acc"] == 85.2 and o["acc_at_best_val_mean"] == 51.0
     assert o["ops"] == count(get_spec("resnet20")).totals["ops"]
-    assert rows["naive_3"]["acc_std"] == 0.0 and rows["naive_3"]["depths"] == "1/1/1"
+    assert rows["naive_3"]["acc_std"] is None and rows["naive_3"]["depths"] == "1/1/1"  # one seed
+    ours = TB.table_frame(list(rows.values()))["ours"].tolist()
+    assert "52.00 ± 2.83" in ours and "60.00 (1 seed)" in ours  # no '± 0.00' from one seed
+    order = {(o["a"], o["b"]): o for o in TB.orderings("table4", list(rows.values()))}
+    assert order["naive_3", "original"]["ours_gap"] == 8.0
+    assert order["naive_3", "original"]["noise_std"] is None  # no spread measured for naive_3
     assert rows["dwr_3"]["acc_mean"] is None and rows["dwr_3"]["n_seeds"] == 0
     assert o["dataset_note"] == "JPEG-rebuilt test note"
 

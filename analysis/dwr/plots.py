@@ -47,7 +47,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
         if not rs:
             continue
         ax.errorbar([r["ops"] / 1e6 for r in rs], [r["acc_mean"] for r in rs],
-                    yerr=[r["acc_std"] for r in rs], fmt=marker, capsize=3, label=g)
+                    yerr=[r["acc_std"] or 0.0 for r in rs], fmt=marker, capsize=3, label=g)
         for r in rs:
             ax.annotate(_short(r["key"]), (r["ops"] / 1e6,
                         r["acc_mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")

@@ -51,7 +51,7 @@ def _mean_std(v):
     v = [x for x in v if x is not None]
     if not v:
         return None, None
-    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else None)  # one seed: no spread
 
 
 def _widths_str(spec) -> str:
@@ -125,6 +125,7 @@ def resolve_dataset_name(dataset: str, data_root: str | None = None, records_dir
 def table_frame(rows: list[dict]) -> pd.DataFrame:
     """The columns of a DWR table as a DataFrame (one row per paper row or added row)."""
     df = pd.DataFrame([{c: r.get(c) for c in TABLE_COLUMNS} for r in rows])
+    df["acc_std"] = pd.to_numeric(df["acc_std"])  # one seed: no spread, an empty cell
     ours = []
     for r in rows:
         if not r["reproduced"]:
@@ -132,7 +133,8 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
         elif r["acc_mean"] is None:
             ours.append("missing")
         else:
-            ours.append(f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}")
+            ours.append(f"{r['acc_mean']:.2f} ± {r['acc_std']:.2f}" if r["acc_std"] is not None
+                        else f"{r['acc_mean']:.2f} (1 seed)")
     df.insert(df.columns.get_loc("acc_mean"), "ours", ours)
     return df
 
@@ -185,7 +187,8 @@ def orderings(table: str, rows: list[dict]) -> list[dict]:
                "n_seeds": min(ra["n_seeds"], rb["n_seeds"])}
         if ra.get("acc_mean") is not None and rb.get("acc_mean") is not None:
             gap = ra["acc_mean"] - rb["acc_mean"]
-            noise = ((ra["acc_std"] ** 2 + rb["acc_std"] ** 2) / 2) ** 0.5
+            noise = (((ra["acc_std"] ** 2 + rb["acc_std"] ** 2) / 2) ** 0.5
+                     if ra["acc_std"] is not None and rb["acc_std"] is not None else None)
             same = (gap > 0) == (pgap > 0) if pgap else None
             row.update(ours_gap=gap, noise_std=noise, sign_holds=same,
                        beyond_noise=abs(gap) > noise if row["n_seeds"] > 1 else None)
@@ -202,7 +205,10 @@ def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, pre
             "|gap| > noise_std (needs >= 2 seeds).")
     meta = _rows_meta(f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
                       what, rows, preset, records_dir)
-    return save_table(pd.DataFrame(orderings(table, rows)), f"dwr_{table}_orderings",
+    df = pd.DataFrame(orderings(table, rows))
+    if "noise_std" in df:
+        df["noise_std"] = pd.to_numeric(df["noise_std"])  # one seed: no spread, an empty cell
+    return save_table(df, f"dwr_{table}_orderings",
                       outdir, meta, floatfmt=".3g")
 
 
