@@ -65,3 +65,11 @@ def test_orderings_sign_and_noise(tmp_path):
     assert ("naive_1.5", "original") not in got  # a row we do not have is skipped
     df = pd.read_csv(R.write_orderings("table4", rows, tmp_path, "unit", "r")["csv"])
     assert len(df) == len(got)
+
+
+def test_plot_footnote_keeps_the_input_size():
+    """The shortened data line under the accuracy-vs-OPs plot still says 16x16 for the cpu regime."""
+    from analysis.dwr.plots import _short_dataset
+    assert _short_dataset("CIFAR-10 at 16x16 (JPEG-rebuilt CIFAR-10 copy (q 75))").startswith(
+        "JPEG-rebuilt CIFAR-10 at 16x16 (lossy copy")
+    assert " at " not in _short_dataset("CIFAR-10 (JPEG-rebuilt CIFAR-10 copy (q 75))")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pandas as pd
 
@@ -13,7 +14,9 @@ __all__ = ["accuracy_vs_ops"]
 def _short_dataset(label: str | None) -> str | None:
     """A footnote that fits under a figure (the tables carry the full data note)."""
     if label and "JPEG-rebuilt" in label:
-        return "JPEG-rebuilt CIFAR-10 (lossy copy, not the official pixels; see SOURCE.md)"
+        at = re.search(r" at (\d+x\d+)", label.split(" (")[0])  # keep the input size (cpu: 16x16)
+        return (f"JPEG-rebuilt CIFAR-10{' at ' + at.group(1) if at else ''} "
+                "(lossy copy, not the official pixels; see SOURCE.md)")
     return label
 
 
