@@ -366,14 +366,19 @@ def name_label(name: str) -> str:
     return {"cifar10": "CIFAR-10", "synthetic": "synthetic"}.get(name, name)
 
 
-def describe(info: dict) -> str | None:
+def describe(info: dict, short: bool = False) -> str | None:
     """The one line that says which data a record comes from, e.g. 'CIFAR-10 at 16x16
     (JPEG-rebuilt CIFAR-10 copy ...)': display name, input size when it is not 32x32, then
-    the data note. Every figure, table and manifest labels its data with this."""
+    the data note. Every figure, table and manifest labels its data with this.
+
+    ``short=True`` gives a footnote that fits under a figure: the JPEG-rebuilt copy becomes
+    'JPEG-rebuilt CIFAR-10 at 16x16 (lossy copy, not the official pixels; see SOURCE.md)'."""
     name, note, res = info.get("name"), info.get("note"), info.get("resolution")
     label = info.get("label") or (name_label(name) if name else None)
     if label and res and res != 32 and f"{res}x{res}" not in label:
         label = f"{label} at {res}x{res}"
+    if short and info.get("jpeg_rebuilt") and label:
+        return f"JPEG-rebuilt {label} (lossy copy, not the official pixels; see SOURCE.md)"
     return f"{label} ({note})" if label and note else label or note
 
 

@@ -11,6 +11,7 @@ def _rows():
     base = {"table": "table4", "backbone": "ResNet-20", "bits": "1/1", "reproduced": True,
             "acc_std": 0.5, "n_seeds": 2, "acc_at_best_val_mean": 40.0, "params": 2e5,
             "acts": 1e5, "dataset_note": "JPEG-rebuilt CIFAR-10 copy", "depths": "3/3/3",
+            "dataset_short": "JPEG-rebuilt CIFAR-10 (short)",
             "widths": "16/32/64"}
     return [{**base, "key": "fp", "method": "FP", "reshaping": "FP", "paper_acc": 90.8,
              "acc_mean": 70.0, "ops": 4e7},
@@ -39,6 +40,8 @@ def test_accuracy_vs_ops_plots_bnn_rows_only(tmp_path):
     assert list(data["key"]) == ["original", "naive_3"]  # FP, missing and not-run rows left out
     assert set(data["group"]) == {"Original", "Naive reshaping"}
     assert paths["pdf"].stat().st_size > 0
+    import json
+    assert json.loads(paths["json"].read_text())["dataset"] == "JPEG-rebuilt CIFAR-10 (short)"
 
 
 def test_accuracy_vs_ops_skips_the_figure_before_any_bnn_row_is_measured(tmp_path, capsys):
@@ -67,9 +70,13 @@ def test_orderings_sign_and_noise(tmp_path):
     assert len(df) == len(got)
 
 
-def test_plot_footnote_keeps_the_input_size():
-    """The shortened data line under the accuracy-vs-OPs plot still says 16x16 for the cpu regime."""
-    from analysis.dwr.plots import _short_dataset
-    assert _short_dataset("CIFAR-10 at 16x16 (JPEG-rebuilt CIFAR-10 copy (q 75))").startswith(
+def test_short_dataset_line_keeps_the_input_size():
+    """The short data line under the accuracy-vs-OPs plot still says 16x16 for the cpu regime,
+    and it is built from the record's dataset dict (not parsed back out of the long line)."""
+    from bnnlib.data import describe
+    info = {"name": "cifar10", "note": "JPEG-rebuilt CIFAR-10 copy (q 75)", "jpeg_rebuilt": True}
+    assert describe({**info, "resolution": 16}, short=True).startswith(
         "JPEG-rebuilt CIFAR-10 at 16x16 (lossy copy")
-    assert " at " not in _short_dataset("CIFAR-10 (JPEG-rebuilt CIFAR-10 copy (q 75))")
+    assert " at " not in describe(info, short=True)
+    official = {"name": "cifar10", "note": "official CIFAR-10 pixels", "jpeg_rebuilt": False}
+    assert describe(official, short=True) == describe(official) == "CIFAR-10 (official CIFAR-10 pixels)"

@@ -2,22 +2,12 @@
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
 from .tables import _dataset_label, _record_ids, _scale_label
 
 __all__ = ["accuracy_vs_ops"]
-
-
-def _short_dataset(label: str | None) -> str | None:
-    """A footnote that fits under a figure (the tables carry the full data note)."""
-    if label and "JPEG-rebuilt" in label:
-        at = re.search(r" at (\d+x\d+)", label.split(" (")[0])  # keep the input size (cpu: 16x16)
-        return (f"JPEG-rebuilt CIFAR-10{' at ' + at.group(1) if at else ''} "
-                "(lossy copy, not the official pixels; see SOURCE.md)")
-    return label
 
 
 def _short(key: str) -> str:
@@ -65,7 +55,7 @@ def accuracy_vs_ops(rows: list[dict], outdir: str | os.PathLike, preset: str,
     meta = {"title": f"Accuracy vs OPs: original vs naive vs DWR ({rows[0]['table']}, {preset})",
             "what": "Each point: mean ± std over seeds of the final-epoch test accuracy of one "
                     "BNN backbone, at its OPs from bnnlib.complexity.",
-            "preset": preset, "dataset": _short_dataset(_dataset_label(rows)), "scale": _scale_label(pts),
+            "preset": preset, "dataset": _dataset_label(rows, "dataset_short"), "scale": _scale_label(pts),
             "records": _record_ids(pts, records_dir)}
     paths = save_figure(fig, name or f"dwr_{rows[0]['table']}_acc_vs_ops",
                         pd.DataFrame(data), outdir, meta)

@@ -107,6 +107,7 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
         row["depths"] = "/".join(str(d) for d in specs[0].depths)
     d = recs[0]["dataset"] if recs else {}
     row["dataset_note"] = bdata.describe(d) if d else None
+    row["dataset_short"] = bdata.describe(d, short=True) if d else None
     from analysis.figures import scale_label  # lazy: matplotlib only where tables are written
     row["scale"] = scale_label(recs)
     return row
@@ -139,8 +140,8 @@ def table_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def _dataset_label(rows) -> str | None:
-    notes = sorted({r["dataset_note"] for r in rows if r.get("dataset_note")})
+def _dataset_label(rows, key: str = "dataset_note") -> str | None:
+    notes = sorted({r[key] for r in rows if r.get(key)})
     return "; ".join(notes) or None
 
 
