@@ -1,6 +1,7 @@
 """Paper scale (issue 11): speed options reach TrainConfig from presets, the paper gain-surface
 grid builds, plans cost presets from the table (with its sources), DWR chains run through the
 sweep executors, notebooks have no per-cell limit by default."""
+import json
 import shutil
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from analysis import cost, sweep
 from analysis.dwr import study as DS
 from analysis.gain_surface import study as gs
-from bnnlib.spec import ResNetSpec
+from bnnlib.spec import ResNetSpec, spec_to_dict
 from bnnlib.train_config import TrainConfig
 
 SPEED = {"amp": "bf16", "channels_last": True, "compile": True, "compile_mode": "reduce-overhead",
@@ -96,6 +97,24 @@ def test_dwr_jobs_run_through_the_sweep_executors(tmp_path, monkeypatch):
     final = DS.run_job(jobs[1], preset, tmp_path, lookup=True)
     shutil.rmtree(tmp_path / "runs" / final["config_hash"])
     assert DS.run_jobs(jobs, preset, tmp_path) == out and calls == [2, 1, 1, 2]
+
+
+@pytest.mark.parametrize("status,weights,need,done", [
+    ("finished", False, False, True), ("diverged", False, False, True),
+    ("finished", False, True, False), ("finished", True, True, True), ("running", True, True, False)])
+def test_done_run_is_the_one_check_for_a_finished_run(tmp_path, status, weights, need, done):
+    """``dwr run``'s first stage and ``pipeline.run_config`` decide 'already trained' alike:
+    a finished or diverged record, and saved weights where the next stage prunes them."""
+    from analysis.dwr import pipeline as D
+    from bnnlib import records
+    cfg = TrainConfig(spec=spec_to_dict(ResNetSpec.uniform((1,), (8,), stem_width=8)), epochs=1,
+                      dataset="synthetic")
+    out = tmp_path / "runs" / records.config_hash(cfg)
+    out.mkdir(parents=True)
+    (out / "record.json").write_text(json.dumps({"status": status, "config_hash": records.config_hash(cfg)}))
+    if weights:
+        (out / "weights.pt").write_bytes(b"w")
+    assert (D.done_run(cfg, tmp_path, need_weights=need) is not None) is done
 
 
 def test_notebooks_have_no_per_cell_limit_by_default():

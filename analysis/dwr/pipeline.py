@@ -27,21 +27,29 @@ from bnnlib.spec import BaseSpec, spec_from_dict, spec_to_dict
 from bnnlib.train import train
 from bnnlib.train_config import TrainConfig
 
-__all__ = ["dwr", "run_config", "read_run", "prune_stage", "calibration_images", "load_stage_records",
+__all__ = ["dwr", "run_config", "done_run", "read_run", "prune_stage", "calibration_images", "load_stage_records",
            "PRUNE_DEFAULTS", "budget_for", "pretrain_config", "final_config", "existing_prune"]
 
 PRUNE_DEFAULTS = {"tol": 0.02, "represent": "spatial", "min_samples": 5, "tie": "max",
                   "monotone": None, "fill": True}
 
 
+def done_run(cfg: TrainConfig, records_dir: str | Path, need_weights: bool = False) -> dict | None:
+    """The record of ``cfg`` if its run is over (finished or diverged) and, when
+    ``need_weights``, its weights are saved beside it; else None (the run must be trained)."""
+    rec = read_run(cfg, records_dir)
+    if rec is None or rec.get("status") not in ("finished", "diverged"):
+        return None
+    out = Path(records_dir) / "runs" / records.config_hash(cfg)
+    return rec if not need_weights or (out / "weights.pt").is_file() else None
+
+
 def run_config(cfg: TrainConfig, records_dir: str | Path, need_weights: bool = False) -> dict:
     """Train ``cfg`` in ``records_dir/runs/<config hash>/`` unless a finished record is there."""
-    out = Path(records_dir) / "runs" / records.config_hash(cfg)
-    rec = read_run(cfg, records_dir)
+    rec = done_run(cfg, records_dir, need_weights)
     if rec is not None:
-        if rec.get("status") in ("finished", "diverged") and (
-                not need_weights or (out / "weights.pt").is_file()):
-            return rec
+        return rec
+    out = Path(records_dir) / "runs" / records.config_hash(cfg)
     train(cfg, out)
     return records.read_json(out / "record.json")  # JSON form, identical to what a rerun reads
 

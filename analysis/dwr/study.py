@@ -201,10 +201,8 @@ def _stage_configs(job: dict, preset: dict, records_dir) -> list[TrainConfig]:
     pre = D.pretrain_config(job["original"], job["s"], a["pretrain_epochs"], a["seed"], kw,
                             a["start_spec"], a["tag"])
     budget = D.budget_for(job["original"], kw)
-    pre_rec = D.read_run(pre, records_dir)
-    pre_done = ((pre_rec or {}).get("status") == "finished" and
-                (Path(records_dir) / "runs" / pre_rec["config_hash"] / "weights.pt").is_file())
-    if D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"]) or pre_done:
+    if (D.existing_prune(records_dir, pre, budget, a["calib_images"], a["seed"])
+            or D.done_run(pre, records_dir, need_weights=True)):
         return [D.dwr(job["original"], job["s"], records_dir=records_dir, train_final=False,
                       **a)["final_config"]]
     return [pre]
