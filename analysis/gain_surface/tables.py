@@ -117,8 +117,9 @@ def _estimates(groups: dict, chosen: dict, ctx: dict) -> dict:
             sl = _safe(gf.slice_optimum, d, y)
             out[f"{p}|{_METHODS[2]}|{w0}"] = sl["d_vertex"] if sl else None
             out[f"{p}|{_METHODS[3]}|{w0}"] = sl["d_argmax"] if sl else None
+            levels = np.unique(d)
             for k in ctx["windows"]:  # the same vertex on the shallow end only
-                keep = np.isin(d, np.unique(d)[:k]) if len(np.unique(d)) > k else np.zeros(len(d), bool)
+                keep = np.isin(d, levels[:k]) if len(levels) > k else np.zeros(len(d), bool)
                 sl = _safe(gf.slice_optimum, d[keep], y[keep])
                 out[f"{p}|{_window_method(k)}|{w0}"] = sl["d_vertex"] if sl else None
         for m in _METHODS + tuple(_window_method(k) for k in ctx["windows"]):
@@ -184,14 +185,11 @@ def equilibrium_table(df: pd.DataFrame, ref_depth: int, iso_refs, n_boot: int = 
 def _method_range(ctx: dict, method: str, w0: str) -> dict:
     """{precision: (lowest, highest) depth} a method's estimate can take on the w0 slice: the
     sampled range, or the window's for a shallow-end vertex."""
+    k = next((k for k in ctx["windows"] if method == _window_method(k)), None)
     out = {}
     for p in PRECISIONS:
-        rng = ctx["d_range"]
-        for k in ctx["windows"]:
-            depths = ctx["depths"].get((p, float(w0)), [])
-            if method == _window_method(k) and len(depths) > k:
-                rng = (float(depths[0]), float(depths[k - 1]))
-        out[p] = rng
+        depths = ctx["depths"].get((p, float(w0)), [])
+        out[p] = (float(depths[0]), float(depths[k - 1])) if k and len(depths) > k else ctx["d_range"]
     return out
 
 
