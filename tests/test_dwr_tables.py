@@ -51,7 +51,8 @@ def _fake_record(job, acc):
            "tag": f"dwr:{job['row_id']}", "model": "resnet20"}
     return {"status": "finished", "seed": job["seed"], "config_hash": f"h{acc}", "config": cfg,
             "dataset": {"note": "JPEG-rebuilt test note"},
-            "metrics": {"final_test_acc": acc, "test_acc_at_best_val": acc - 1}}
+            "metrics": {"final_test_acc": acc, "test_acc_at_best_val": acc - 1,
+                        "best_epoch": 2 + job["seed"]}}
 
 
 def test_build_table_mean_std_and_complexity(monkeypatch):
@@ -65,6 +66,7 @@ def test_build_table_mean_std_and_complexity(monkeypatch):
     o = rows["original"]
     assert o["acc_mean"] == 52.0 and math.isclose(o["acc_std"], math.sqrt(8.0))
     assert o["n_seeds"] == 2 and o["paper_acc"] == 85.2 and o["acc_at_best_val_mean"] == 51.0
+    assert o["best_val_epoch"] == "2/3, 3/3"  # per seed: where validation accuracy peaked
     assert o["ops"] == count(get_spec("resnet20")).totals["ops"]
     assert rows["naive_3"]["acc_std"] is None and rows["naive_3"]["depths"] == "1/1/1"  # one seed
     ours = TB.table_frame(list(rows.values()))["ours"].tolist()

@@ -44,7 +44,8 @@ ORDERINGS = {
 }
 
 TABLE_COLUMNS = ("backbone", "method", "reshaping", "widths", "depths", "paper_acc", "acc_mean",
-                 "acc_std", "n_seeds", "acc_at_best_val_mean", "ops", "params", "acts")
+                 "acc_std", "n_seeds", "acc_at_best_val_mean", "best_val_epoch", "ops", "params",
+                 "acts")
 
 
 def _mean_std(v):
@@ -91,7 +92,11 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
     bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
     m, s = _mean_std(accs)
     mb, _ = _mean_std(bval)
+    # per seed 'best/epochs': whether validation accuracy still peaks at the last epochs
+    ep = [f"{r['metrics']['best_epoch']}/{r['config']['epochs']}" for r in recs
+          if r["metrics"].get("best_epoch") is not None]
     row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
+               best_val_epoch=", ".join(ep) or None,
                seeds=[r["seed"] for r in recs],
                records=[f"runs/{r['config_hash']}" for r in recs] +
                [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
@@ -165,7 +170,8 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
     _, save_table = _savers()
     what = ("Paper: accuracy as printed (best test epoch, official CIFAR-10). Ours: final-epoch "
             "test accuracy, mean ± std over seeds (n_seeds), `acc_at_best_val_mean` = test "
-            "accuracy at the best validation epoch; OPs = BOPs/64 + FLOPs, params and "
+            "accuracy at the best validation epoch, `best_val_epoch` = that epoch of each seed "
+            "out of the run's epochs (near the end: validation accuracy still rising); OPs = BOPs/64 + FLOPs, params and "
             "activations from bnnlib.complexity (DWR rows: mean over the seeds' pruned specs, "
             f"widths of each listed). Preset `{preset}`; records in `{records_dir}`.")
     meta = _rows_meta(f"{PAPER[table]['source']}: {PAPER[table]['caption']} — paper vs ours",
