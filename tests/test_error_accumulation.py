@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -183,6 +184,24 @@ def test_fits_recover_known_phi(form, fn):
         assert lo < 0.2 < hi and hi - lo < 0.02
 
 
+def test_one_seed_per_depth_gives_no_ci_not_a_zero_width_one():
+    """Resampling seeds within a depth that has one seed returns the same data every time; the
+    fit must say 'no CI' rather than report an interval of width 0 (a false 'grows')."""
+    from analysis.error_accumulation.tables import mean_ci, premise_table
+    fit = fit_phi([6, 18, 30], [1.0, 1.2, 1.5], n_boot=20)
+    lin = fit["forms"]["linear"]
+    assert fit["replicated"] is False and lin["param_ci"][1] == [None, None] and lin["band_lo"] is None
+    assert lin["params"][1] == pytest.approx(0.5 / 24)
+    assert fit_phi([6, 6, 18, 18, 30, 30], [1.0, 1.1, 1.2, 1.25, 1.5, 1.4], n_boot=20)["replicated"]
+    assert mean_ci([2.0])[0] == 2.0 and np.isnan(mean_ci([2.0])[1:]).all()
+    t = pd.DataFrame([{"status": "fitted", "slope_lo": None, "slope_hi": None, "slope": 0.02},
+                      {"status": "fitted", "slope_lo": 0.01, "slope_hi": 0.03, "slope": 0.02}])
+    for c in ("backbone", "width", "binarizer", "trained_epochs", "dataset", "metric", "n_depths",
+              "n_points", "d_min", "d_max", "mean_at_d_min", "mean_at_d_max", "best_form"):
+        t[c] = 0
+    assert list(premise_table(t)["verdict"]) == ["no CI (one seed per depth)", "grows"]
+
+
 def test_fits_refuse_too_few_depths():
     with pytest.raises(ValueError, match="distinct depths"):
         fit_phi([1, 1, 2, 2], [0.1, 0.2, 0.3, 0.4])
@@ -225,7 +244,7 @@ def test_study_records_skip_and_figures(tmp_path):
     with pytest.raises(ValueError, match="axes"):
         select_records(recs, seed=0)
     table = make_figures(recs, tmp_path / "fig", n_boot=20)
-    assert (tmp_path / "fig" / "erracc_premise.md").is_file()
+    assert "no CI (one seed per depth)" in (tmp_path / "fig" / "erracc_premise.md").read_text()
     assert set(table["status"]) == {"fitted"}
     for name in ("error_vs_layer", "accumulated_vs_depth", "grad_cos_vs_layer", "binarizers"):
         for suf in ("pdf", "png", "csv"):

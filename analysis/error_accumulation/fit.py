@@ -117,8 +117,11 @@ def fit_phi(d, y, forms=FORMS, n_boot: int = 1000, seed: int = 0, level: float =
             grid=None) -> dict:
     """Fit every form; held-out RMSE; bootstrap CIs of parameters and of the fitted curve.
 
-    Returns {"n_points", "depths", "best" (lowest held-out RMSE), "forms": {form: {...}}};
-    each form has "params", "param_ci", "loo_rmse", "grid", "band_lo", "band_hi".
+    Returns {"n_points", "depths", "replicated", "best" (lowest held-out RMSE), "forms":
+    {form: {...}}}; each form has "params", "param_ci", "loo_rmse", "grid", "band_lo",
+    "band_hi". The bootstrap resamples seeds within each depth, so with a single point at some
+    depth it cannot measure spread: then ``replicated`` is False and the CIs and bands are None
+    (not a zero-width interval that would read as certainty).
     """
     d, y = _check(d, y)
     for f in forms:
@@ -128,10 +131,11 @@ def fit_phi(d, y, forms=FORMS, n_boot: int = 1000, seed: int = 0, level: float =
         raise ValueError(f"n_boot: got {n_boot!r}; allowed: an int >= 10")
     rng = np.random.default_rng(seed)
     grid = np.linspace(d.min(), d.max(), 50) if grid is None else np.asarray(grid, float)
-    boots = [_resample(d, y, rng) for _ in range(n_boot)]
+    replicated = bool(min((d == u).sum() for u in np.unique(d)) >= 2)
+    boots = [_resample(d, y, rng) for _ in range(n_boot)] if replicated else []
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
     out = {"n_points": int(d.size), "depths": sorted(float(u) for u in np.unique(d)),
-           "level": level, "n_boot": n_boot, "forms": {}}
+           "replicated": replicated, "level": level, "n_boot": n_boot, "forms": {}}
     for f in forms:
         p = fit_form(f, d, y)
         if p is None:
@@ -140,13 +144,15 @@ def fit_phi(d, y, forms=FORMS, n_boot: int = 1000, seed: int = 0, level: float =
         bp = [fit_form(f, bd, by) for bd, by in boots]
         bp = np.array([b for b in bp if b is not None])
         curves = np.array([predict(f, b, grid) for b in bp])
+        ci = len(bp) > 0
         out["forms"][f] = {
             "params": [float(v) for v in p],
-            "param_ci": [[float(v) for v in np.percentile(bp[:, j], q)] for j in range(len(p))],
+            "param_ci": [[float(v) for v in np.percentile(bp[:, j], q)] if ci else [None, None]
+                         for j in range(len(p))],
             "loo_rmse": loo_rmse(f, d, y), "n_boot_ok": int(len(bp)),
             "grid": grid.tolist(), "fit": predict(f, p, grid).tolist(),
-            "band_lo": np.percentile(curves, q[0], axis=0).tolist(),
-            "band_hi": np.percentile(curves, q[1], axis=0).tolist()}
+            "band_lo": np.percentile(curves, q[0], axis=0).tolist() if ci else None,
+            "band_hi": np.percentile(curves, q[1], axis=0).tolist() if ci else None}
     scored = {f: v["loo_rmse"] for f, v in out["forms"].items() if v and v["loo_rmse"] is not None}
     out["best"] = min(scored, key=scored.get) if scored else None
     return out

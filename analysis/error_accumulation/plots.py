@@ -150,9 +150,12 @@ def fig_accumulated_vs_depth(rf, fits, outdir, sel, records, metrics=tuple(METRI
                 ax.plot(f["grid"], f["fit"], ls, color=color,
                         label=f"{lab}: {form}" if ls == "-" else None)
             f = fit["forms"][best]
-            ax.fill_between(f["grid"], f["band_lo"], f["band_hi"], color=color, alpha=0.15)
+            lo_hi = (f["band_lo"], f["band_hi"]) if f["band_lo"] is not None else (
+                [None] * len(f["grid"]),) * 2  # one seed per depth: no band
+            if f["band_lo"] is not None:
+                ax.fill_between(f["grid"], f["band_lo"], f["band_hi"], color=color, alpha=0.15)
             rows += [dict(zip(GROUP, key), metric=m, form=best, d=x, fit=y, lo=lo, hi=hi)
-                     for x, y, lo, hi in zip(f["grid"], f["fit"], f["band_lo"], f["band_hi"])]
+                     for x, y, lo, hi in zip(f["grid"], f["fit"], *lo_hi)]
         ax.set(xlabel="depth d (binary layers)", ylabel=m, title=SHORT.get(m, m))
         ax.legend(fontsize=5)
     fig.suptitle(f"Accumulated error vs depth, {sel}\n(solid: best phi(d) by leave-one-depth-out"
@@ -274,4 +277,5 @@ def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, rec
         return
     save_table(premise, "erracc_premise", outdir, {
         **meta, "title": "Does the error grow with depth? (Eq. 15: phi'(d) > 0)",
-        "what": f"'grows' only when the whole 95% CI of the linear slope is above zero. {ACT_NOTE}"})
+        "what": f"'grows' only when the whole 95% CI of the linear slope is above zero; 'no CI' "
+                f"where a depth has one seed only (no spread to resample). {ACT_NOTE}"})

@@ -104,11 +104,12 @@ def fit_table(df: pd.DataFrame, metrics=tuple(METRICS), n_boot: int = 1000, seed
 
 
 def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
-    """Mean and bootstrap percentile CI of the mean (over seeds)."""
+    """Mean and bootstrap percentile CI of the mean (over seeds); one value has a mean but no
+    CI (NaN bounds, drawn as no error bar), not a zero-width interval."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.nan, np.nan, np.nan
+    if v.size < 2:
+        return (float(v[0]) if v.size else np.nan), np.nan, np.nan
     rng = np.random.default_rng(seed)
     boots = rng.choice(v, size=(n_boot, v.size)).mean(axis=1)
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
@@ -118,10 +119,13 @@ def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
 def premise_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per group and metric: linear slope per binary layer with its CI and a verdict.
 
-    'grows' when the whole 95% CI of the slope is above 0, 'shrinks' when below, else 'flat'.
+    'grows' when the whole 95% CI of the slope is above 0, 'shrinks' when below, else 'flat';
+    'no CI (one seed per depth)' when some depth has a single record (nothing to resample).
     """
     t = table[table["status"] == "fitted"].copy()
-    t["verdict"] = np.where(t["slope_lo"] > 0, "grows", np.where(t["slope_hi"] < 0, "shrinks", "flat"))
+    lo, hi = (pd.to_numeric(t[c]) for c in ("slope_lo", "slope_hi"))
+    t["verdict"] = np.where(lo.isna() | hi.isna(), "no CI (one seed per depth)",
+                            np.where(lo > 0, "grows", np.where(hi < 0, "shrinks", "flat")))
     return t[GROUP + ["metric", "n_depths", "n_points", "d_min", "d_max", "mean_at_d_min",
                       "mean_at_d_max", "slope", "slope_lo", "slope_hi", "best_form",
                       "verdict"]].reset_index(drop=True)
