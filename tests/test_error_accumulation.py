@@ -261,6 +261,13 @@ def test_trained_config_trains_with_bnnlib_train_then_measures(tmp_path):
     assert rec["metrics"]["summary"] != init["metrics"]["summary"]  # weights were loaded
     paths = fig_init_vs_trained([init, rec], tmp_path / "fig")
     assert paths["png"].stat().st_size > 0
+    from analysis.error_accumulation import write_trained_accuracy
+    acc = pd.read_csv(write_trained_accuracy([init, rec], tmp_path / "fig")["csv"])
+    t = rec["training"]["metrics"]  # one row (the trained net), its own run's numbers
+    assert len(acc) == 1 and acc["n_seeds"].item() == 1
+    assert acc["final_test_acc_mean"].item() == pytest.approx(t["final_test_acc"])
+    assert acc["best_val_epoch"].item() == f"{t['best_epoch']}/1"
+    assert write_trained_accuracy([init], tmp_path / "fig2") == {}  # nothing trained: no table
 
 
 @pytest.mark.parametrize("config, want", [

@@ -12,8 +12,8 @@ Rooms: ``instruments`` (hooks: shadow and smooth networks, per-layer measurement
 from .fit import FORMS, fit_phi, loo_rmse
 from .instruments import (BN_MODES, SHADOW_MODES, RealArg, SmoothSign, measure, probed_layers,
                           shadow_model, smooth_model)
-from .plots import fig_init_vs_trained, make_figures
-from .tables import fit_table, layers_frame, premise_table, records_frame
+from .plots import fig_init_vs_trained, make_figures, write_trained_accuracy
+from .tables import fit_table, layers_frame, premise_table, records_frame, trained_accuracy_table
 from .study import (BACKBONES, BINARIZERS, config_hash, grid, load_batches, load_records,
                     make_config, make_spec, resolve_dataset, run_config, run_study,
                     select_records)
@@ -22,4 +22,5 @@ __all__ = ["FORMS", "fit_phi", "loo_rmse", "BN_MODES", "SHADOW_MODES", "RealArg"
            "measure", "probed_layers", "shadow_model", "smooth_model", "make_figures",
            "fit_table", "layers_frame", "premise_table", "records_frame", "BACKBONES", "BINARIZERS", "config_hash",
            "grid", "load_batches", "load_records", "make_config", "make_spec", "run_config",
-           "run_study", "select_records", "fig_init_vs_trained", "resolve_dataset"]
+           "run_study", "select_records", "fig_init_vs_trained", "resolve_dataset",
+           "trained_accuracy_table", "write_trained_accuracy"]

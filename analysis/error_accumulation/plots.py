@@ -16,9 +16,9 @@ import pandas as pd  # noqa: E402
 from analysis.figures import save_figure, save_table, style  # noqa: E402
 
 from .tables import (GROUP, METRICS, SHORT, fit_table, layers_frame, mean_ci,  # noqa: E402
-                     premise_table, records_frame)
+                     premise_table, records_frame, trained_accuracy_table)
 
-__all__ = ["make_figures", "fig_init_vs_trained"]
+__all__ = ["make_figures", "fig_init_vs_trained", "write_trained_accuracy"]
 
 _BB_NAMES = {"resnet": "ResNet (Bi-Real units)", "resnet_basic": "ResNet (basic blocks)",
              "vgg": "plain VGG (no shortcuts)"}
@@ -226,6 +226,22 @@ def fig_init_vs_trained(records, figures_dir, binarizer="approx_sign",
                  "Seed means with 95% bootstrap CIs; dashed/open: at initialisation, solid/filled: "
                  "after the short training recorded in each record.", rf, list(rf["config_hash"]),
                  suffix=False)
+
+
+def write_trained_accuracy(records, figures_dir) -> dict:
+    """Table ``erracc_trained_accuracy``: the test accuracy the trained, measured nets reached
+    (per depth and residual activation), so each error curve can be read beside what the net
+    learned; {} when no record is trained."""
+    table = trained_accuracy_table(records)
+    if table.empty:
+        return {}
+    used = [r for r in records if r["config"].get("trained_epochs")]
+    rf = records_frame(used)
+    return save_table(table, "erracc_trained_accuracy", figures_dir, {
+        "title": "Accuracy of the trained nets the error instruments measured",
+        "what": "Final-epoch test accuracy (%) per seed and mean, test accuracy at the best "
+                f"validation epoch, and that epoch per seed (best/epochs). d = binary layers. {ACT_NOTE}",
+        "dataset": _data_label(rf), "scale": _scale(rf), "records": list(rf["config_hash"])})
 
 
 def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trained_epochs=0,

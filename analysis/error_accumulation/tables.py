@@ -8,7 +8,8 @@ from bnnlib.data import describe
 
 from .fit import fit_phi
 
-__all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table", "METRICS", "SHORT", "GROUP"]
+__all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table",
+           "trained_accuracy_table", "METRICS", "SHORT", "GROUP"]
 
 # Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
 METRICS = {
@@ -56,6 +57,34 @@ def records_frame(records) -> pd.DataFrame:
     if not rows:
         raise ValueError("records: got none; allowed: at least one finished record")
     return pd.DataFrame(rows).sort_values(GROUP + ["d", "seed"]).reset_index(drop=True)
+
+
+def trained_accuracy_table(records) -> pd.DataFrame:
+    """How well the measured nets learned: per trained (backbone, width, binarizer, blocks),
+    the final test accuracy (%) of each seed and its mean, the test accuracy at the best
+    validation epoch, and that epoch per seed ('best/epochs'), from each record's training run."""
+    rows = []
+    for r in records:
+        c, t = r["config"], (r.get("training") or {}).get("metrics")
+        if not c.get("trained_epochs") or not t:
+            continue
+        rows.append({"backbone": backbone_label(c), **{k: c[k] for k in ("width", "binarizer", "blocks",
+                                                                          "trained_epochs", "seed")},
+                     "d": r["metrics"]["summary"]["n_binary"], "acc": t["final_test_acc"],
+                     "acc_bv": t.get("test_acc_at_best_val"), "best": t.get("best_epoch")})
+    cols = ["backbone", "width", "binarizer", "trained_epochs", "blocks", "d", "n_seeds",
+            "final_test_acc_mean", "final_test_acc", "test_acc_at_best_val_mean", "best_val_epoch"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows).sort_values(["backbone", "width", "binarizer", "blocks", "seed"])
+    out = []
+    for key, g in df.groupby(["backbone", "width", "binarizer", "trained_epochs", "blocks", "d"], sort=True):
+        out.append({**dict(zip(cols[:6], map(_py, key))), "n_seeds": len(g),
+                    "final_test_acc_mean": float(g["acc"].mean()),
+                    "final_test_acc": ", ".join(f"{a:.2f}" for a in g["acc"]),
+                    "test_acc_at_best_val_mean": float(pd.to_numeric(g["acc_bv"]).mean()),
+                    "best_val_epoch": ", ".join(f"{b}/{key[3]}" for b in g["best"])})
+    return pd.DataFrame(out, columns=cols)
 
 
 def layers_frame(records) -> pd.DataFrame:
