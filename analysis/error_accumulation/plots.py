@@ -150,12 +150,12 @@ def fig_accumulated_vs_depth(rf, fits, outdir, sel, records, metrics=tuple(METRI
                 ax.plot(f["grid"], f["fit"], ls, color=color,
                         label=f"{lab}: {form}" if ls == "-" else None)
             f = fit["forms"][best]
-            lo_hi = (f["band_lo"], f["band_hi"]) if f["band_lo"] is not None else (
-                [None] * len(f["grid"]),) * 2  # one seed per depth: no band
+            none = [None] * len(f["grid"])  # one seed per depth: no band
+            lo_band, hi_band = f["band_lo"] or none, f["band_hi"] or none
             if f["band_lo"] is not None:
-                ax.fill_between(f["grid"], f["band_lo"], f["band_hi"], color=color, alpha=0.15)
+                ax.fill_between(f["grid"], lo_band, hi_band, color=color, alpha=0.15)
             rows += [dict(zip(GROUP, key), metric=m, form=best, d=x, fit=y, lo=lo, hi=hi)
-                     for x, y, lo, hi in zip(f["grid"], f["fit"], *lo_hi)]
+                     for x, y, lo, hi in zip(f["grid"], f["fit"], lo_band, hi_band)]
         ax.set(xlabel="depth d (binary layers)", ylabel=m, title=SHORT.get(m, m))
         ax.legend(fontsize=5)
     fig.suptitle(f"Accumulated error vs depth, {sel}\n(solid: best phi(d) by leave-one-depth-out"
