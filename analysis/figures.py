@@ -189,6 +189,14 @@ def scale_label(records: list[dict]) -> str | None:
     return out
 
 
+def best_val_epochs(pairs) -> str | None:
+    """Per seed 'best/epochs' (the best-validation epoch over the training length), comma
+    separated, from (best_epoch, epochs) pairs; pairs without a best epoch are skipped. Whether
+    validation accuracy still peaks at the last epochs shows at a glance. None when none has one."""
+    out = [f"{int(b)}/{int(e)}" for b, e in pairs if b is not None and b == b]  # b == b: not NaN
+    return ", ".join(out) or None
+
+
 def provenance(records: list[dict], records_dir: str | os.PathLike | None = None) -> dict:
     """Manifest fields ``records`` and ``dataset`` from the run records a figure plots.
 

@@ -118,6 +118,12 @@ def test_provenance_from_records():
     assert p["scale"] is None  # no training length in these records: no scale line
 
 
+def test_best_val_epochs_per_seed():
+    # NaN (a pandas column with a missing epoch) and None are skipped; floats print as ints
+    assert figures.best_val_epochs([(28, 30), (float("nan"), 30), (30.0, 30), (None, 30)]) == "28/30, 30/30"
+    assert figures.best_val_epochs([(None, 30)]) is None
+
+
 def test_scale_is_stated_under_figures_and_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("BNN_PRESET", "cpu")
     recs = [{"config": {"epochs": e}, "dataset": {"name": "cifar10", "n_train": 45000}} for e in (30, 8, 30)]

@@ -88,15 +88,14 @@ def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]
 
 
 def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict:
+    from analysis.figures import best_val_epochs  # lazy, as in write_tables
     accs = [r["metrics"]["final_test_acc"] for r in recs]
     bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
     m, s = _mean_std(accs)
     mb, _ = _mean_std(bval)
-    # per seed 'best/epochs': whether validation accuracy still peaks at the last epochs
-    ep = [f"{r['metrics']['best_epoch']}/{r['config']['epochs']}" for r in recs
-          if r["metrics"].get("best_epoch") is not None]
     row.update(acc_mean=m, acc_std=s, n_seeds=len(recs), acc_at_best_val_mean=mb,
-               best_val_epoch=", ".join(ep) or None,
+               best_val_epoch=best_val_epochs((r["metrics"].get("best_epoch"), r["config"]["epochs"])
+                                              for r in recs),
                seeds=[r["seed"] for r in recs],
                records=[f"runs/{r['config_hash']}" for r in recs] +
                [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])

@@ -6,6 +6,7 @@ import pandas as pd
 
 from bnnlib.data import describe
 
+from analysis.figures import best_val_epochs
 from .fit import fit_phi
 
 __all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table",
@@ -83,7 +84,7 @@ def trained_accuracy_table(records) -> pd.DataFrame:
                     "final_test_acc_mean": float(g["acc"].mean()),
                     "final_test_acc": ", ".join(f"{a:.2f}" for a in g["acc"]),
                     "test_acc_at_best_val_mean": float(pd.to_numeric(g["acc_bv"]).mean()),
-                    "best_val_epoch": ", ".join(f"{b}/{key[3]}" for b in g["best"])})
+                    "best_val_epoch": best_val_epochs((b, key[3]) for b in g["best"])})
     return pd.DataFrame(out, columns=cols)
 
 
