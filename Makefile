@@ -28,7 +28,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest
 
 RECORDS       ?=
-## make figures [PRESET=quick|paper] [RECORDS=dir]: run every notebook, fill figures/ + gallery
+## make figures [PRESET=quick|cpu|paper] [RECORDS=dir]: run every notebook (and its PRESET_* companion
+## presets), fill figures/ + gallery
 figures: $(STAMP)
 	$(BIN)/python -m analysis.notebooks check
 	$(BIN)/python -m analysis.notebooks run-all --preset $(PRESET) $(if $(RECORDS),--records $(RECORDS))

@@ -220,6 +220,18 @@ def notebooks_with_preset(preset: str) -> list[str]:
     return [n for n in list_notebooks() if (PRESET_DIR / n / f"{preset}.yaml").is_file()]
 
 
+def preset_runs(preset: str, companions: bool = True) -> list[tuple[str, str]]:
+    """(notebook, preset) pairs ``run-all --preset PRESET`` executes: each notebook's PRESET,
+    then (``companions``) its presets named ``PRESET_*`` (``cpu`` -> ``error_accumulation``'s
+    ``cpu_trained`` and ``gain_surface``'s ``cpu_long``: the same regime's other runs)."""
+    out = []
+    for n in list_notebooks():
+        own = [preset] if (PRESET_DIR / n / f"{preset}.yaml").is_file() else []
+        more = sorted(f.stem for f in (PRESET_DIR / n).glob(f"{preset}_*.yaml")) if companions else []
+        out += [(n, p) for p in own + more]
+    return out
+
+
 def _nothing_to_plot(name: str, preset: str, records: str | None) -> str | None:
     """Why a re-plot-only preset (``train``/``run`` false) has nothing to do: its records folder
     holds no JSON record yet (the long ``cpu`` sweeps run through the sweep CLIs, in chunks);
@@ -237,26 +249,29 @@ def _nothing_to_plot(name: str, preset: str, records: str | None) -> str | None:
 
 def run_all(preset: str, timeout: float | None = DEFAULT_TIMEOUT, records: str | None = None,
             figures: str | None = None, log_output: bool = False) -> list[str]:
-    """Run every notebook that has ``preset``, then rebuild the gallery; returns the failures."""
+    """Run every notebook that has ``preset`` (and its ``PRESET_*`` companion presets, unless
+    ``records`` points all of them at one folder), then rebuild the gallery; returns the
+    failures (``name`` or ``name:preset`` for a companion)."""
     from .figures import build_gallery
 
-    failures, names, start = [], notebooks_with_preset(preset), time.perf_counter()
-    for name in names:
-        t0 = time.perf_counter()
-        why = _nothing_to_plot(name, preset, records)
+    failures, start = [], time.perf_counter()
+    runs = preset_runs(preset, companions=records is None)
+    for name, p in runs:
+        t0, tag = time.perf_counter(), name if p == preset else f"{name}:{p}"
+        why = _nothing_to_plot(name, p, records)
         if why:
-            print(f"[{name}] skipped: {why}", flush=True)
+            print(f"[{tag}] skipped: {why}", flush=True)
             continue
-        print(f"[{name}] running with preset {preset!r} ...", flush=True)
+        print(f"[{tag}] running with preset {p!r} ...", flush=True)
         try:
-            path = run_notebook(name, preset, timeout=timeout, records=records, figures=figures,
+            path = run_notebook(name, p, timeout=timeout, records=records, figures=figures,
                                 log_output=log_output)
-            print(f"[{name}] done in {time.perf_counter() - t0:.0f} s -> {path}")
+            print(f"[{tag}] done in {time.perf_counter() - t0:.0f} s -> {path}")
         except Exception as exc:  # noqa: BLE001 - one broken notebook must not stop the rest
-            failures.append(name)
-            print(f"[{name}] FAILED after {time.perf_counter() - t0:.0f} s: {exc}", file=sys.stderr)
+            failures.append(tag)
+            print(f"[{tag}] FAILED after {time.perf_counter() - t0:.0f} s: {exc}", file=sys.stderr)
     print(f"gallery: {build_gallery(REPO / (figures or 'figures'))}")
-    print(f"run-all {preset!r}: {len(names) - len(failures)}/{len(names)} notebooks in "
+    print(f"run-all {preset!r}: {len(runs) - len(failures)}/{len(runs)} notebook runs in "
           f"{(time.perf_counter() - start) / 60:.1f} min" + (f"; failed: {failures}" if failures else ""))
     return failures
 

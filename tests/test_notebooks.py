@@ -177,6 +177,19 @@ def toy(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_run_all_runs_the_companion_presets(toy):
+    """``run-all --preset quick`` also runs a notebook's ``quick_*`` presets (as ``cpu`` runs
+    ``cpu_trained`` and ``cpu_long``), but not when --records points them all at one folder."""
+    (toy / "notebooks" / "presets" / "toy" / "quick_more.yaml").write_text("n: 3\n")
+    (toy / "notebooks" / "presets" / "toy" / "quickly.yaml").write_text("n: 4\n")  # not a companion
+    assert N.preset_runs("quick") == [("toy", "quick"), ("toy", "quick_more")]
+    assert N.preset_runs("quick", companions=False) == [("toy", "quick")]
+    assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
+    assert {p.name for p in (toy / "notebooks" / "_executed").glob("*.ipynb")} == {
+        "toy.quick.ipynb", "toy.quick_more.ipynb"}
+    assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1, 2]  # ran second
+
+
 def test_run_all_fills_gallery(toy):
     assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]
