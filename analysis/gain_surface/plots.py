@@ -73,9 +73,9 @@ def _band(eq: pd.DataFrame, quantity: str, w0: float, method: str = "fit optimum
 
 def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int, iso_refs,
                ops: dict, outdir, meta: dict):
-    """Accuracy along each iso-OPs diagonal with the fitted curve, optimum and its CI band, one
-    panel per precision that was run; None (nothing written) while no diagonal has its reference
-    net N[w0, ref_depth] yet (a partial sweep)."""
+    """Accuracy along each iso-OPs diagonal with the fitted curve, optimum and its CI band (a
+    precision without runs gets a titled empty panel, as in ``heatmaps``); None (nothing written)
+    while no diagonal has its reference net N[w0, ref_depth] yet (a partial sweep)."""
     means = gs.config_means(df)
     sl = gs.iso_slices(means, ref_depth, iso_refs)
     if sl.empty:
@@ -83,13 +83,14 @@ def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int,
               f"N[w0, {ref_depth}] among the {len(means)} configs run)")
         return None
     groups = gs.seed_groups(df)
-    precs = [p for p in gs.PRECISIONS if p in set(df["precision"])]
-    fig, axes = plt.subplots(len(iso_refs), len(precs), figsize=(4.5 * len(precs), 3.2 * len(iso_refs)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(iso_refs), 2, figsize=(9.0, 3.2 * len(iso_refs)), squeeze=False)
     rows = []
     for i, w0 in enumerate(iso_refs):
-        for j, p in enumerate(precs):
+        for j, p in enumerate(gs.PRECISIONS):
             ax, s = axes[i, j], sl[(sl["precision"] == p) & np.isclose(sl["w0"], w0)]
+            if p not in set(df["precision"]):
+                ax.set_title(f"{_LABEL[p]}: no runs")
+                continue
             ax.errorbar(s["depth"], s["acc"], yerr=s["acc_std"].fillna(0), fmt="o", capsize=3,
                         label="runs (mean ± std over seeds)")
             rows += [{"w0": w0, "precision": p, "depth": d, "width_mult": w, "acc": a, "kind": "data"}
