@@ -193,7 +193,7 @@ def best_val_epochs(pairs) -> str | None:
     """Per seed 'best/epochs' (the best-validation epoch over the training length), comma
     separated, from (best_epoch, epochs) pairs; pairs without a best epoch are skipped. Whether
     validation accuracy still peaks at the last epochs shows at a glance. None when none has one."""
-    out = [f"{int(b)}/{int(e)}" for b, e in pairs if b is not None and b == b]  # b == b: not NaN
+    out = [f"{int(b)}/{int(e)}" for b, e in pairs if pd.notna(b)]  # None or NaN: skipped
     return ", ".join(out) or None
 
 

@@ -150,9 +150,10 @@ def fig_accumulated_vs_depth(rf, fits, outdir, sel, records, metrics=tuple(METRI
                 ax.plot(f["grid"], f["fit"], ls, color=color,
                         label=f"{lab}: {form}" if ls == "-" else None)
             f = fit["forms"][best]
-            none = [None] * len(f["grid"])  # one seed per depth: no band
-            lo_band, hi_band = f["band_lo"] or none, f["band_hi"] or none
-            if f["band_lo"] is not None:
+            banded = f["band_lo"] is not None  # one seed per depth: no band
+            none = [None] * len(f["grid"])
+            lo_band, hi_band = (f["band_lo"], f["band_hi"]) if banded else (none, none)
+            if banded:
                 ax.fill_between(f["grid"], lo_band, hi_band, color=color, alpha=0.15)
             rows += [dict(zip(GROUP, key), metric=m, form=best, d=x, fit=y, lo=lo, hi=hi)
                      for x, y, lo, hi in zip(f["grid"], f["fit"], lo_band, hi_band)]
