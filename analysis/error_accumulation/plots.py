@@ -151,8 +151,8 @@ def fig_accumulated_vs_depth(rf, fits, outdir, sel, records, metrics=tuple(METRI
                         label=f"{lab}: {form}" if ls == "-" else None)
             f = fit["forms"][best]
             banded = f["band_lo"] is not None  # one seed per depth: no band
-            none = [None] * len(f["grid"])
-            lo_band, hi_band = (f["band_lo"], f["band_hi"]) if banded else (none, none)
+            lo_band, hi_band = ((f["band_lo"], f["band_hi"]) if banded
+                                else ([None] * len(f["grid"]),) * 2)
             if banded:
                 ax.fill_between(f["grid"], lo_band, hi_band, color=color, alpha=0.15)
             rows += [dict(zip(GROUP, key), metric=m, form=best, d=x, fit=y, lo=lo, hi=hi)

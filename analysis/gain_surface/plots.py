@@ -82,13 +82,13 @@ def iso_curves(df: pd.DataFrame, eq: pd.DataFrame, chosen: dict, ref_depth: int,
         print(f"gain_surface_iso_ops: not drawn, no iso-OPs diagonal yet (no reference net "
               f"N[w0, {ref_depth}] among the {len(means)} configs run)")
         return None
-    groups = gs.seed_groups(df)
+    groups, ran = gs.seed_groups(df), set(df["precision"])
     fig, axes = plt.subplots(len(iso_refs), 2, figsize=(9.0, 3.2 * len(iso_refs)), squeeze=False)
     rows = []
     for i, w0 in enumerate(iso_refs):
         for j, p in enumerate(gs.PRECISIONS):
             ax, s = axes[i, j], sl[(sl["precision"] == p) & np.isclose(sl["w0"], w0)]
-            if p not in set(df["precision"]):
+            if p not in ran:
                 ax.set_title(f"{_LABEL[p]}: no runs")
                 continue
             ax.errorbar(s["depth"], s["acc"], yerr=s["acc_std"].fillna(0), fmt="o", capsize=3,
