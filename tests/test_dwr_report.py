@@ -63,7 +63,9 @@ def test_orderings_sign_and_noise(tmp_path):
     got = {(o["a"], o["b"]): o for o in R.orderings("table4", rows)}
     o = got[("naive_3", "original")]
     assert o["paper_gap"] == pytest.approx(0.6) and o["ours_gap"] == pytest.approx(2.0)
-    assert o["sign_holds"] is True and o["beyond_noise"] is True
+    assert o["sign_holds"] is True
+    # gap 2 with se 0.5 on 2 df: t = 4.30, so the 95% interval [-0.15, 4.15] reaches 0
+    assert o["ci95_lo"] == pytest.approx(2.0 - 4.3027 * 0.5, abs=1e-3) and o["separated"] is False
     assert got[("dwr_3", "naive_3")]["ours_gap"] == pytest.approx(1.0)
     assert ("naive_1.5", "original") not in got  # a row we do not have is skipped
     df = pd.read_csv(R.write_orderings("table4", rows, tmp_path, "unit", "r")["csv"])
@@ -80,3 +82,18 @@ def test_short_dataset_line_keeps_the_input_size():
     assert " at " not in describe(info, short=True)
     official = {"name": "cifar10", "note": "official CIFAR-10 pixels", "jpeg_rebuilt": False}
     assert describe(official, short=True) == describe(official) == "CIFAR-10 (official CIFAR-10 pixels)"
+
+
+@pytest.mark.parametrize("a, b", [((60.0, 0.4, 3), (57.0, 0.9, 2)), ((52.8, 0.8, 2), (52.1, 0.3, 3)),
+                                  ((58.7, 1.2, 3), (57.6, 0.1, 3))])
+def test_welch_interval_agrees_with_scipys_welch_test(a, b):
+    """The interval excludes 0 exactly when scipy's Welch t-test gives p < 0.05, and the gap's
+    t statistic over the interval's half-width is the t quantile (an independent computation)."""
+    from scipy import stats
+    lo, hi = R.welch_ci(*a, *b)
+    t, p = stats.ttest_ind_from_stats(a[0], a[1], a[2], b[0], b[1], b[2], equal_var=False)
+    assert lo < a[0] - b[0] < hi and (lo > 0 or hi < 0) == (p < 0.05)
+    se = (a[1] ** 2 / a[2] + b[1] ** 2 / b[2]) ** 0.5
+    assert t == pytest.approx((a[0] - b[0]) / se)
+    with pytest.raises(ValueError, match="n_seeds"):
+        R.welch_ci(60.0, 0.4, 1, 57.0, 0.9, 2)

@@ -15,11 +15,12 @@ from .plots import accuracy_vs_ops
 from .speed import measure_speed, speed_markdown, speed_rows
 from .study import TABLES, find_record, jobs, record_index, run_job, run_jobs, train_kw
 from .tables import (build_table, orderings, records_summary, resolve_dataset_name, table_frame,
-                     write_orderings, write_speed, write_table)
+                     welch_ci, write_orderings, write_speed, write_table)
 
 __all__ = ["paper", "pipeline", "plots", "speed", "study", "tables",
            "CLAIMS", "PAPER", "paper_rows", "calibration_images", "dwr", "load_stage_records",
            "prune_stage", "read_run", "run_config", "spec_of", "accuracy_vs_ops", "measure_speed",
            "speed_markdown", "speed_rows", "TABLES", "find_record", "jobs", "record_index",
            "run_job", "run_jobs", "train_kw", "build_table", "orderings", "records_summary",
-           "resolve_dataset_name", "table_frame", "write_orderings", "write_speed", "write_table"]
+           "resolve_dataset_name", "table_frame", "welch_ci", "write_orderings", "write_speed",
+           "write_table"]

@@ -22,7 +22,7 @@ from .speed import speed_markdown, speed_rows
 from .study import _PLANS, _check_table, find_record, jobs, record_index
 
 __all__ = ["resolve_dataset_name", "build_table", "table_frame", "write_table", "write_speed",
-           "TABLE_COLUMNS", "ORDERINGS", "orderings", "write_orderings", "records_summary"]
+           "TABLE_COLUMNS", "ORDERINGS", "orderings", "welch_ci", "write_orderings", "records_summary"]
 
 # The paper's claims per table, as (left, right) row keys: "left is more accurate than right"
 # (Sec. 5.2/5.3). Table 4's Original+1 ~ Original claim is the pair with `tie`.
@@ -179,8 +179,9 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
 
 
 def orderings(table: str, rows: list[dict]) -> list[dict]:
-    """For each paper claim 'A > B': paper gap, our gap (means), pooled std, and whether our
-    gap has the paper's sign and exceeds the seed noise (|gap| > pooled std)."""
+    """For each paper claim 'A > B': paper gap, our gap (means), pooled std, whether our gap
+    has the paper's sign, and a Welch 95% interval of the gap over seeds (``welch_ci``):
+    ``separated`` is True when it excludes 0, i.e. the two rows are told apart by their seeds."""
     by = {r["key"]: r for r in rows}
     out = []
     for a, b, claim in ORDERINGS.get(table, []):
@@ -189,17 +190,37 @@ def orderings(table: str, rows: list[dict]) -> list[dict]:
             continue
         pgap = ra["paper_acc"] - rb["paper_acc"]
         row = {"claim": claim, "a": a, "b": b, "paper_gap": pgap, "ours_gap": None,
-               "noise_std": None, "sign_holds": None, "beyond_noise": None,
-               "n_seeds": min(ra["n_seeds"], rb["n_seeds"])}
+               "noise_std": None, "sign_holds": None, "ci95_lo": None, "ci95_hi": None,
+               "separated": None, "n_seeds": min(ra["n_seeds"], rb["n_seeds"])}
         if ra.get("acc_mean") is not None and rb.get("acc_mean") is not None:
             gap = ra["acc_mean"] - rb["acc_mean"]
             noise = (((ra["acc_std"] ** 2 + rb["acc_std"] ** 2) / 2) ** 0.5
                      if ra["acc_std"] is not None and rb["acc_std"] is not None else None)
             same = (gap > 0) == (pgap > 0) if pgap else None
-            row.update(ours_gap=gap, noise_std=noise, sign_holds=same,
-                       beyond_noise=abs(gap) > noise if row["n_seeds"] > 1 else None)
+            row.update(ours_gap=gap, noise_std=noise, sign_holds=same)
+            if noise is not None and row["n_seeds"] > 1:
+                lo, hi = welch_ci(ra["acc_mean"], ra["acc_std"], ra["n_seeds"],
+                                  rb["acc_mean"], rb["acc_std"], rb["n_seeds"])
+                row.update(ci95_lo=lo, ci95_hi=hi, separated=bool(lo > 0 or hi < 0))
         out.append(row)
     return out
+
+
+def welch_ci(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int,
+             level: float = 0.95) -> tuple[float, float]:
+    """Welch's ``level`` interval of mean_a - mean_b from per-seed sample stds (n >= 2 each):
+    t quantile at the Welch-Satterthwaite degrees of freedom. With 2-3 seeds per row the t
+    quantile is 4.3-12.7, so only large gaps are separated: the interval says so honestly."""
+    from scipy import stats
+    if n_a < 2 or n_b < 2:
+        raise ValueError(f"n_seeds: got {n_a} and {n_b}; allowed: >= 2 in both rows")
+    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    gap, se = mean_a - mean_b, (va + vb) ** 0.5
+    if se == 0:
+        return gap, gap
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return gap - half, gap + half
 
 
 def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, preset: str,
@@ -207,13 +228,15 @@ def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, pre
     """The ``orderings`` of ``table`` as Markdown + CSV."""
     _, save_table = _savers()
     what = ("gap = accuracy(a) - accuracy(b) in points; ours: means over seeds of the final-epoch "
-            "test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over seeds; beyond_noise: "
-            "|gap| > noise_std (needs >= 2 seeds).")
+            "test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over seeds; ci95_lo/hi: Welch 95% "
+            "interval of the gap (t quantile at the Welch-Satterthwaite df; needs >= 2 seeds in "
+            "both rows); separated: the interval excludes 0.")
     meta = _rows_meta(f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
                       what, rows, preset, records_dir)
     df = pd.DataFrame(orderings(table, rows))
     if "noise_std" in df:
-        df["noise_std"] = pd.to_numeric(df["noise_std"])  # one seed: no spread, an empty cell
+        for c in ("noise_std", "ci95_lo", "ci95_hi"):  # one seed: no spread, an empty cell
+            df[c] = pd.to_numeric(df[c])
     return save_table(df, f"dwr_{table}_orderings",
                       outdir, meta, floatfmt=".3g")
 
