@@ -95,6 +95,10 @@ def test_bootstrap_deterministic_and_brackets():
     assert lo < est < hi and n == 200
     const = gf.bootstrap({0: np.ones(3)}, stat, 50, seed=0)["m"]
     assert const[1] == const[2] == 1.0
+    # one seed per config: no spread to resample, so no interval (not a zero-width one)
+    single = gf.bootstrap({k: v[:1] for k, v in groups.items()}, stat, 50, seed=0)["m"]
+    assert single[0] == pytest.approx(np.mean([v[0] for v in groups.values()]))
+    assert np.isnan(single[1]) and np.isnan(single[2]) and single[3] == 0
 
 
 def test_fit_properties_on_known_surface():

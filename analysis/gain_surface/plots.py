@@ -237,7 +237,8 @@ def save_tables(fits: pd.DataFrame, eq: pd.DataFrame, props: pd.DataFrame, outdi
                            {**meta, "title": "Equilibrium depth d0 (FP), d_n (BNN) and d_n/d0",
                             "what": "Optimal depth (blocks per stage) at matched OPs through "
                                     "N[w0, d_ref] of each precision; percentile CIs from resampling "
-                                    "seeds within each config; n_boot_ok draws gave a value (the "
+                                    "seeds within each config (empty, n_boot_ok 0, with one seed per "
+                                    "config: nothing to resample); n_boot_ok draws gave a value (the "
                                     "balance depth has none when the marginal gains never cross "
                                     "in the sampled range). at_edge: the estimate sits on the end "
                                     "of the sampled depths (for a shallow-end vertex, of its "
