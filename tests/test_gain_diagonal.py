@@ -82,11 +82,13 @@ def test_learning_curves_show_when_the_best_depth_changes(tmp_path):
     assert not (tmp_path / "q").exists()
 
 
-def test_cpu_long_preset_doubles_the_schedule_of_the_cpu_diagonals_fp_nets():
+def test_cpu_long_preset_doubles_the_schedule_of_the_cpu_diagonals_shallow_nets():
     from analysis.sweep import config_hash
     preset = lambda name: {**gs.load_preset(name), "dataset": "cifar10"}  # 'auto' depends on the data found
-    base = {c.build_spec(): c for c in gs.study_configs(preset("cpu")) if not c.binary and c.seed == 0}
+    base = {c.build_spec(): c for c in gs.study_configs(preset("cpu")) if c.seed == 0}
     long = gs.study_configs(preset("cpu_long"))
-    assert len(long) == 3 and {c.epochs for c in long} == {60} and not any(c.binary for c in long)
+    assert len(long) == 6 and {c.epochs for c in long} == {60}
+    assert sorted((c.binary, c.build_spec().depths[0]) for c in long) == [
+        (b, d) for b in (False, True) for d in (1, 2, 3)]  # FP and BNN at d = 1, 2, 3
     for c in long:  # the same nets, recipe and data as the cpu preset's: only the epochs differ
         assert config_hash(c.replace(epochs=30)) == config_hash(base[c.build_spec()])
