@@ -209,8 +209,8 @@ def orderings(table: str, rows: list[dict]) -> list[dict]:
 def welch_ci(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int,
              level: float = 0.95) -> tuple[float, float]:
     """Welch's ``level`` interval of mean_a - mean_b from per-seed sample stds (n >= 2 each):
-    t quantile at the Welch-Satterthwaite degrees of freedom. With 2-3 seeds per row the t
-    quantile is 4.3-12.7, so only large gaps are separated: the interval says so honestly."""
+    t quantile at the Welch-Satterthwaite degrees of freedom. With 2 seeds per row the t
+    quantile is 4.3-12.7 (2.8-4.3 with 3), so only large gaps are separated."""
     from scipy import stats
     if n_a < 2 or n_b < 2:
         raise ValueError(f"n_seeds: got {n_a} and {n_b}; allowed: >= 2 in both rows")
