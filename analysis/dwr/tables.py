@@ -198,7 +198,7 @@ def orderings(table: str, rows: list[dict]) -> list[dict]:
                      if ra["acc_std"] is not None and rb["acc_std"] is not None else None)
             same = (gap > 0) == (pgap > 0) if pgap else None
             row.update(ours_gap=gap, noise_std=noise, sign_holds=same)
-            if noise is not None and row["n_seeds"] > 1:
+            if noise is not None:  # both rows have a spread, i.e. >= 2 seeds each
                 lo, hi = welch_ci(ra["acc_mean"], ra["acc_std"], ra["n_seeds"],
                                   rb["acc_mean"], rb["acc_std"], rb["n_seeds"])
                 row.update(ci95_lo=lo, ci95_hi=hi, separated=bool(lo > 0 or hi < 0))
