@@ -222,12 +222,18 @@ def notebooks_with_preset(preset: str) -> list[str]:
 
 def preset_runs(preset: str, companions: bool = True) -> list[tuple[str, str]]:
     """(notebook, preset) pairs ``run-all --preset PRESET`` executes: each notebook's PRESET,
-    then (``companions``) its presets named ``PRESET_*`` (``cpu`` -> ``error_accumulation``'s
-    ``cpu_trained`` and ``gain_surface``'s ``cpu_long``: the same regime's other runs)."""
+    then (``companions``) its presets named ``PRESET_*`` (``cpu`` -> ``gain_surface``'s
+    ``cpu_long``: the same regime's other runs). A companion that shares PRESET's ``records_dir``
+    is left out: its notebook would re-plot the same pooled records under another name
+    (``error_accumulation``'s ``cpu_trained`` writes into ``cpu``'s folder, whose figures show
+    both its initialisation and its trained measurements)."""
     out = []
     for n in list_notebooks():
         own = [preset] if (PRESET_DIR / n / f"{preset}.yaml").is_file() else []
         more = sorted(f.stem for f in (PRESET_DIR / n).glob(f"{preset}_*.yaml")) if companions else []
+        if own and more:
+            base = load_preset(n, preset).get("records_dir")
+            more = [p for p in more if base is None or load_preset(n, p).get("records_dir") != base]
         out += [(n, p) for p in own + more]
     return out
 

@@ -190,6 +190,17 @@ def test_run_all_runs_the_companion_presets(toy):
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1, 2]  # ran second
 
 
+def test_companion_sharing_the_records_dir_is_not_replotted(toy):
+    """A companion writing into its base preset's records folder (error_accumulation's
+    cpu_trained beside cpu) would re-plot the same pooled records under a second name: left out.
+    One with a folder of its own (gain_surface's cpu_long) still runs."""
+    d = toy / "notebooks" / "presets" / "toy"
+    (d / "quick.yaml").write_text("n: 2\nrecords_dir: results/a\n")
+    (d / "quick_same.yaml").write_text("n: 3\nrecords_dir: results/a\n")
+    (d / "quick_own.yaml").write_text("n: 4\nrecords_dir: results/b\n")
+    assert N.preset_runs("quick") == [("toy", "quick"), ("toy", "quick_own")]
+
+
 def test_run_all_fills_gallery(toy):
     assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]
