@@ -202,6 +202,25 @@ def test_one_seed_per_depth_gives_no_ci_not_a_zero_width_one():
     assert list(premise_table(t)["verdict"]) == ["no CI (one seed per depth)", "grows"]
 
 
+def test_premise_reports_each_seeds_own_slope():
+    """With 2-3 seeds a bootstrap CI only spans the seeds; the premise table also gives each
+    seed's own least-squares slope and how many share the pooled sign."""
+    from analysis.error_accumulation.tables import fit_table, premise_table, seed_slopes
+    rows = []
+    for seed, slope in ((0, 0.5), (1, -0.1)):
+        for d in (6, 18, 30):
+            rows.append({"backbone": "resnet", "width": 16, "binarizer": "approx_sign",
+                         "trained_epochs": 0, "dataset": "synthetic", "seed": seed, "d": d,
+                         "eq13": 1.0 + slope * d + 0.01 * seed})
+    rf = pd.DataFrame(rows)
+    per = seed_slopes(rf, metrics=("eq13",))
+    assert per["slope"].tolist() == pytest.approx([0.5, -0.1])
+    table, _ = fit_table(rf, metrics=("eq13",), n_boot=20)
+    p = premise_table(table, rf)
+    assert p.loc[0, "seed_slopes"] == "0: 0.5, 1: -0.1" and p.loc[0, "seeds_same_sign"] == "1/2"
+    assert "seed_slopes" not in premise_table(table).columns  # without records: as before
+
+
 def test_fits_refuse_too_few_depths():
     with pytest.raises(ValueError, match="distinct depths"):
         fit_phi([1, 1, 2, 2], [0.1, 0.2, 0.3, 0.4])

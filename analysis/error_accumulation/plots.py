@@ -274,12 +274,12 @@ def make_figures(records, figures_dir, width=None, binarizer="approx_sign", trai
     fig_accumulated_vs_depth(main, full, figures_dir, f"{binarizer}, {_when(trained_epochs)}", hashes)
     fig_binarizers(rf[at & (rf["width"] == width)], figures_dir, f"width {width}, "
                    f"{_when(trained_epochs)}", hashes)
-    _write_fits(Path(figures_dir), table, full, _data_label(rf), hashes, _scale(rf))
+    _write_fits(Path(figures_dir), table, full, _data_label(rf), hashes, _scale(rf), rf)
     return table
 
 
 def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, records,
-                scale: str | None = None) -> None:
+                scale: str | None = None, rf: pd.DataFrame | None = None) -> None:
     """Fit table and premise verdicts (tables with manifests); full fits with bands (JSON)."""
     meta = {"dataset": dataset, "records": records, "scale": scale, "footnote": False}
     save_table(table, "erracc_fits", outdir, {**meta, "title": "phi(d) fits of accumulated error",
@@ -289,10 +289,12 @@ def _write_fits(outdir: Path, table: pd.DataFrame, full: dict, dataset: str, rec
     tmp = outdir / f".{path.name}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
-    premise = premise_table(table)
+    premise = premise_table(table, rf)
     if premise.empty:  # nothing could be fitted (fewer than 3 depths): no verdict to show
         return
     save_table(premise, "erracc_premise", outdir, {
         **meta, "title": "Does the error grow with depth? (Eq. 15: phi'(d) > 0)",
         "what": f"'grows' only when the whole 95% CI of the linear slope is above zero; 'no CI' "
-                f"where a depth has one seed only (no spread to resample). {ACT_NOTE}"})
+                f"where a depth has one seed only (no spread to resample). seed_slopes: each "
+                f"seed's own least-squares slope; seeds_same_sign: how many have the pooled "
+                f"slope's sign (with 2-3 seeds the bootstrap CI only spans the seeds). {ACT_NOTE}"})

@@ -10,7 +10,7 @@ from analysis.figures import best_val_epochs
 from .fit import fit_phi
 
 __all__ = ["backbone_label", "records_frame", "layers_frame", "fit_table", "premise_table",
-           "trained_accuracy_table", "METRICS", "SHORT", "GROUP"]
+           "seed_slopes", "trained_accuracy_table", "METRICS", "SHORT", "GROUP"]
 
 # Network-level metrics fitted against depth: label, and why it is the accumulated quantity.
 METRICS = {
@@ -146,16 +146,45 @@ def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
     return float(v.mean()), *(float(x) for x in np.percentile(boots, q))
 
 
-def premise_table(table: pd.DataFrame) -> pd.DataFrame:
+def seed_slopes(df: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
+    """Per group, metric and seed: the least-squares slope of the metric against depth over that
+    seed's own records (seeds with fewer than 2 depths are left out). With few seeds a bootstrap
+    interval only spans the seeds; whether each seed on its own has the pooled sign is the
+    complementary check."""
+    rows = []
+    for key, g in df.groupby(GROUP, sort=True):
+        for m in (m for m in metrics if m in g.columns):
+            for seed, gs in g[["d", "seed", m]].dropna().groupby("seed", sort=True):
+                if gs["d"].nunique() >= 2:
+                    slope = np.polyfit(gs["d"].to_numpy(float), gs[m].to_numpy(float), 1)[0]
+                    rows.append({**dict(zip(GROUP, map(_py, key))), "metric": m,
+                                 "seed": int(seed), "slope": float(slope)})
+    return pd.DataFrame(rows, columns=GROUP + ["metric", "seed", "slope"])
+
+
+def premise_table(table: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per group and metric: linear slope per binary layer with its CI and a verdict.
 
     'grows' when the whole 95% CI of the slope is above 0, 'shrinks' when below, else 'flat';
     'no CI (one seed per depth)' when some depth has a single record (nothing to resample).
+    With the records frame ``df``, two more columns: ``seed_slopes`` (each seed's own slope,
+    'seed: slope') and ``seeds_same_sign`` ('k/n': seeds whose slope has the pooled slope's sign).
     """
     t = table[table["status"] == "fitted"].copy()
     lo, hi = (pd.to_numeric(t[c]) for c in ("slope_lo", "slope_hi"))
     t["verdict"] = np.where(lo.isna() | hi.isna(), "no CI (one seed per depth)",
                             np.where(lo > 0, "grows", np.where(hi < 0, "shrinks", "flat")))
-    return t[GROUP + ["metric", "n_depths", "n_points", "d_min", "d_max", "mean_at_d_min",
-                      "mean_at_d_max", "slope", "slope_lo", "slope_hi", "best_form",
-                      "verdict"]].reset_index(drop=True)
+    cols = GROUP + ["metric", "n_depths", "n_points", "d_min", "d_max", "mean_at_d_min",
+                    "mean_at_d_max", "slope", "slope_lo", "slope_hi", "best_form", "verdict"]
+    if df is not None:
+        per = seed_slopes(df)
+        text, agree = [], []
+        for _, row in t.iterrows():
+            mine = per[(per["metric"] == row["metric"])
+                       & np.logical_and.reduce([per[c] == row[c] for c in GROUP])]
+            text.append(", ".join(f"{s}: {v:.4g}" for s, v in zip(mine["seed"], mine["slope"])))
+            same = int((np.sign(mine["slope"]) == np.sign(row["slope"])).sum())
+            agree.append(f"{same}/{len(mine)}" if len(mine) else "")
+        t["seed_slopes"], t["seeds_same_sign"] = text, agree
+        cols += ["seed_slopes", "seeds_same_sign"]
+    return t[cols].reset_index(drop=True)
