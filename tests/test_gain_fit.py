@@ -99,6 +99,9 @@ def test_bootstrap_deterministic_and_brackets():
     single = gf.bootstrap({k: v[:1] for k, v in groups.items()}, stat, 50, seed=0)["m"]
     assert single[0] == pytest.approx(np.mean([v[0] for v in groups.values()]))
     assert np.isnan(single[1]) and np.isnan(single[2]) and single[3] == 0
+    # one config with one seed among replicated ones: its noise would be left out, so no interval
+    partial = gf.bootstrap({**groups, 0: groups[0][:1]}, stat, 50, seed=0)["m"]
+    assert np.isnan(partial[1]) and np.isnan(partial[2]) and partial[3] == 0
 
 
 def test_fit_properties_on_known_surface():

@@ -309,16 +309,17 @@ def slice_optimum(d, y) -> dict:
 def bootstrap(groups: dict, stat: Callable[[dict], dict], n_boot: int, seed: int,
               level: float = 0.95) -> dict:
     """Percentile CIs of ``stat`` when each group's values (seeds of one config) are resampled
-    with replacement. Returns {key: (estimate, lo, hi, n_ok)}; failed draws are dropped. With
-    one value per group (one seed per config) there is no spread to resample: every draw would
-    repeat the estimate, so the CI is NaN and n_ok 0 rather than a zero-width interval."""
+    with replacement. Returns {key: (estimate, lo, hi, n_ok)}; failed draws are dropped. When
+    any group has one value (a config with one seed) its value repeats in every draw, so the
+    interval would leave out that config's seed noise: the CI is NaN and n_ok 0 rather than an
+    interval that is too narrow (the same rule as the error-accumulation fits)."""
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"n_boot: got {n_boot!r}; allowed: a positive int")
     if not 0 < level < 1:
         raise ValueError(f"level: got {level!r}; allowed: 0 < level < 1")
     rng = np.random.default_rng(seed)
     base = stat(groups)
-    if all(len(v) < 2 for v in groups.values()):
+    if any(len(v) < 2 for v in groups.values()):
         return {k: (v, float("nan"), float("nan"), 0) for k, v in base.items()}
     draws: dict[str, list] = {k: [] for k in base}
     keys = sorted(groups, key=repr)
