@@ -179,7 +179,7 @@ def toy(tmp_path, monkeypatch):
 
 def test_run_all_runs_the_companion_presets(toy):
     """``run-all --preset quick`` also runs a notebook's ``quick_*`` presets (as ``cpu`` runs
-    ``cpu_trained`` and ``cpu_long``), but not when --records points them all at one folder."""
+    ``cpu_long``), but not when --records points them all at one folder."""
     (toy / "notebooks" / "presets" / "toy" / "quick_more.yaml").write_text("n: 3\n")
     (toy / "notebooks" / "presets" / "toy" / "quickly.yaml").write_text("n: 4\n")  # not a companion
     assert N.preset_runs("quick") == [("toy", "quick"), ("toy", "quick_more")]
