@@ -231,19 +231,34 @@ def preset_runs(preset: str, companions: bool = True) -> list[tuple[str, str]]:
     for n in list_notebooks():
         own = [preset] if (PRESET_DIR / n / f"{preset}.yaml").is_file() else []
         more = sorted(f.stem for f in (PRESET_DIR / n).glob(f"{preset}_*.yaml")) if companions else []
-        if own and more:
-            base = load_preset(n, preset).get("records_dir")
-            more = [p for p in more if base is None or load_preset(n, p).get("records_dir") != base]
-        out += [(n, p) for p in own + more]
+        out += [(n, p) for p in own + [m for m in more if plot_preset(n, m) == m]]
     return out
+
+
+def plot_preset(name: str, preset: str) -> str:
+    """The preset whose figures show ``preset``'s records: its base preset (``cpu_trained`` ->
+    ``cpu``) when ``preset`` is a companion ``BASE_*`` writing into BASE's ``records_dir``
+    (BASE's notebook already plots the pooled records), else ``preset`` itself."""
+    for i in range(len(preset) - 1, 0, -1):
+        if preset[i] != "_" or not (PRESET_DIR / name / f"{preset[:i]}.yaml").is_file():
+            continue
+        base = preset[:i]
+        rdir = load_preset(name, base).get("records_dir")
+        if rdir is not None and load_preset(name, preset).get("records_dir") == rdir:
+            return base
+    return preset
+
+
+def _replots_only(values: dict[str, Any]) -> bool:
+    """True when resolved notebook parameters train nothing (``train``/``run`` false)."""
+    return values.get("train", values.get("run", True)) is False
 
 
 def _nothing_to_plot(name: str, preset: str, records: str | None) -> str | None:
     """Why a re-plot-only preset (``train``/``run`` false) has nothing to do: its records folder
     holds no JSON record yet (the long ``cpu`` sweeps run through the sweep CLIs, in chunks);
     None when the notebook should run."""
-    values = resolve(name, preset)
-    if values.get("train", values.get("run", True)) is not False:
+    if not _replots_only(resolve(name, preset)):
         return None
     rdir = Path(records or values.get("records_dir") or "")
     rdir = rdir if rdir.is_absolute() else REPO / rdir
@@ -362,7 +377,13 @@ def _run_cmd(a) -> int:
         extra = _extra_params(params, a.records, a.figures, a.preset)
         print(json.dumps(resolve(a.name, a.preset, {**extra, **overrides}, params), indent=1))
         return 0
-    path = run_notebook(a.name, a.preset, overrides, a.timeout, a.records, a.figures,
+    preset = a.preset
+    if (preset is not None and a.records is None and plot_preset(a.name, preset) != preset
+            and _replots_only(resolve(a.name, preset, overrides, params))):
+        preset = plot_preset(a.name, preset)
+        print(f"note: preset {a.preset!r} only re-plots, and its records sit in preset {preset!r}'s "
+              f"folder, whose notebook plots both: running {a.name} --preset {preset}", file=sys.stderr)
+    path = run_notebook(a.name, preset, overrides, a.timeout, a.records, a.figures,
                         log_output=a.log_output)
     print(f"executed: {path}")
     return 0

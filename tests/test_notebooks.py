@@ -201,6 +201,31 @@ def test_companion_sharing_the_records_dir_is_not_replotted(toy):
     assert N.preset_runs("quick") == [("toy", "quick"), ("toy", "quick_own")]
 
 
+def test_explicit_run_of_a_replot_only_companion_plots_under_its_base(toy, capsys):
+    """``run error_accumulation --preset cpu_trained`` re-plots records that ``cpu``'s notebook
+    already plots: it runs the base preset instead (no second figure folder), unless told to
+    train, or when the companion has a records folder of its own."""
+    nb_path = toy / "notebooks" / "toy.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells[0].source += '\nrecords_dir: str = ""\ntrain: bool = True'
+    nbformat.write(nb, nb_path)
+    d = toy / "notebooks" / "presets" / "toy"
+    (d / "quick.yaml").write_text("n: 2\nrecords_dir: results/a\ntrain: false\n")
+    (d / "quick_same.yaml").write_text("n: 3\nrecords_dir: results/a\ntrain: false\n")
+    (d / "quick_own.yaml").write_text("n: 4\nrecords_dir: results/b\ntrain: false\n")
+    assert [N.plot_preset("toy", p) for p in ("quick", "quick_same", "quick_own")] == [
+        "quick", "quick", "quick_own"]
+    executed = toy / "notebooks" / "_executed"
+    assert N.main(["run", "toy", "--preset", "quick_same", "--timeout", "120"]) == 0
+    assert "running toy --preset quick" in capsys.readouterr().err
+    assert {p.name for p in executed.glob("*.ipynb")} == {"toy.quick.ipynb"}
+    assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]  # quick's n
+    assert N.main(["run", "toy", "--preset", "quick_same", "-p", "train", "true",
+                   "--timeout", "120"]) == 0  # trains: its own preset runs
+    assert (executed / "toy.quick_same.ipynb").is_file()
+    assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1, 2]
+
+
 def test_run_all_fills_gallery(toy):
     assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]
