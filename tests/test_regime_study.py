@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from analysis.regime import choose_epochs, choose_recipe, recipe_of
+from analysis.regime import budget_recipes, choose_epochs, choose_recipe, recipe_of
 
 
 def _runs(rows):
@@ -41,3 +41,19 @@ def test_partial_sweep_keeps_the_budget_curve_recipe():
     chosen = dict(r.loc[r["chosen"], ["precision", "recipe"]].values)
     b = choose_epochs(runs, chosen)
     assert b["at_longest"].all() and list(b["epochs"]) == [8, 8]
+
+
+def test_budget_curve_of_a_precision_whose_chosen_recipe_has_one_length():
+    """FP's label-smoothing recipe wins the 15-epoch comparison but was trained at 15 epochs
+    only: the epoch count comes from the SGD budget curve (8, 15, 30), not from a one-point
+    'curve' that trivially picks 15; the BNN's chosen recipe has its own curve and keeps it."""
+    runs = _runs([("fp", "sgd", 8, 0, 57.0, 55.0), ("fp", "sgd", 15, 0, 63.0, 62.5),
+                  ("fp", "sgd", 30, 0, 72.0, 72.0), ("fp", "sgd+ls", 15, 0, 65.0, 64.0),
+                  ("bnn", "adam", 15, 0, 47.0, 46.7), ("bnn", "adam", 30, 0, 53.0, 52.7),
+                  ("bnn", "sgd", 15, 0, 44.0, 43.7)])
+    chosen = dict(choose_recipe(runs, 15).query("chosen")[["precision", "recipe"]].values)
+    assert chosen == {"fp": "sgd+ls", "bnn": "adam"}
+    assert budget_recipes(runs, chosen) == {"bnn": "adam", "fp": "sgd"}
+    b = choose_epochs(runs, budget_recipes(runs, chosen))
+    fp = b[b["precision"] == "fp"]
+    assert list(fp["epochs"]) == [8, 15, 30] and int(fp.loc[fp["chosen"], "epochs"].iloc[0]) == 30

@@ -5,11 +5,11 @@ epoch count and recipe (CIFAR-10 at 16x16, ResNet-20 family, 2 CPU cores).
 ``plots`` and ``tables`` into the committed evidence. CLI: ``python -m analysis.regime``.
 """
 from .plots import fig_learning_curves
-from .study import (RECORDS_DIR, SPEC, choose_epochs, choose_recipe, curves_frame, load,
+from .study import (RECORDS_DIR, SPEC, budget_recipes, choose_epochs, choose_recipe, curves_frame, load,
                     recipe_of, resolve_spec, run, runs_frame)
 from .tables import save_tables
 
-__all__ = ["fig_learning_curves", "RECORDS_DIR", "SPEC", "choose_epochs", "choose_recipe",
+__all__ = ["fig_learning_curves", "RECORDS_DIR", "SPEC", "budget_recipes", "choose_epochs", "choose_recipe",
            "curves_frame", "load", "recipe_of", "resolve_spec", "run", "runs_frame", "save_tables", "report"]
 
 
@@ -18,7 +18,8 @@ def report(records: list[dict], outdir, meta: dict, recipe_epochs: int = 15, tol
     runs = runs_frame(records)
     recipes = choose_recipe(runs, recipe_epochs)
     chosen = dict(recipes.loc[recipes["chosen"], ["precision", "recipe"]].values)
-    budget = choose_epochs(runs, chosen, tol=tol)
+    budget = choose_epochs(runs, budget_recipes(runs, chosen), tol=tol)
+    budget.insert(2, "regime_recipe", budget["precision"].map(chosen))
     paths = {"figure": fig_learning_curves(curves_frame(records), budget, outdir,
                                            {**meta, "title": "CPU regime: learning and budget curves",
                                             "what": "CIFAR-10 at 16x16 (JPEG-rebuilt copy), 45k "

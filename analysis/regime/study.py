@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.sweep import load_records, load_spec
 
 __all__ = ["SPEC", "RECORDS_DIR", "runs_frame", "curves_frame", "recipe_of", "choose_recipe",
-           "choose_epochs", "load", "run", "resolve_spec"]
+           "budget_recipes", "choose_epochs", "load", "run", "resolve_spec"]
 
 SPEC = Path(__file__).resolve().parent / "learning_curves.yaml"
 RECORDS_DIR = Path(__file__).resolve().parents[2] / "results" / "cpu" / "regime"
@@ -97,6 +97,20 @@ def choose_recipe(runs: pd.DataFrame, epochs: int) -> pd.DataFrame:
     g["chosen"] = ~g.duplicated("precision")
     g["provisional"] = g["precision"].isin(missing)
     return g
+
+
+def budget_recipes(runs: pd.DataFrame, chosen: dict[str, str]) -> dict[str, str]:
+    """Per precision, the recipe whose budget curve decides the epoch count: the one trained at
+    the most schedule lengths, the chosen recipe on a tie. The recipe comparison runs at one
+    length, so a recipe chosen there (FP with label smoothing) may have no curve of its own; its
+    epoch count is then the budget-curve recipe's, an assumption the tables state."""
+    out = {}
+    for prec, recipe in sorted(chosen.items()):
+        lengths = runs[runs["precision"] == prec].groupby("recipe")["epochs"].nunique()
+        best = int(lengths.max()) if len(lengths) else 0
+        out[prec] = recipe if lengths.get(recipe, 0) == best else str(
+            lengths[lengths == best].index.sort_values()[0])
+    return out
 
 
 def choose_epochs(runs: pd.DataFrame, recipes: dict[str, str], tol: float = 0.5,

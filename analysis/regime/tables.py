@@ -29,5 +29,9 @@ def save_tables(runs: pd.DataFrame, recipes: pd.DataFrame, budget: pd.DataFrame,
                                         f"epochs of a complete cosine schedule of E epochs; gap = "
                                         f"longest E minus this; chosen = smallest E with gap <= "
                                         f"{tol} points; at_longest = the chosen length is the longest "
-                                        f"tried (convergence not shown: try longer)."}, ".2f")
+                                        f"tried (convergence not shown: try longer). recipe = "
+                                        f"the recipe trained at the most lengths, whose curve "
+                                        f"decides E; regime_recipe = the one the recipe "
+                                        f"comparison chose. Where they differ, E is assumed to "
+                                        f"carry over to the regime's recipe."}, ".2f")
     return out
