@@ -19,7 +19,8 @@ def report(records: list[dict], outdir, meta: dict, recipe_epochs: int = 15, tol
     recipes = choose_recipe(runs, recipe_epochs)
     chosen = dict(recipes.loc[recipes["chosen"], ["precision", "recipe"]].values)
     budget = choose_epochs(runs, budget_recipes(runs, chosen), tol=tol)
-    budget.insert(2, "regime_recipe", budget["precision"].map(chosen))
+    if len(budget):
+        budget.insert(2, "regime_recipe", budget["precision"].map(chosen))
     paths = {"figure": fig_learning_curves(curves_frame(records), budget, outdir,
                                            {**meta, "title": "CPU regime: learning and budget curves",
                                             "what": "CIFAR-10 at 16x16 (JPEG-rebuilt copy), 45k "
