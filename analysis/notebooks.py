@@ -258,7 +258,8 @@ def _nothing_to_plot(name: str, preset: str, records: str | None) -> str | None:
     """Why a re-plot-only preset (``train``/``run`` false) has nothing to do: its records folder
     holds no JSON record yet (the long ``cpu`` sweeps run through the sweep CLIs, in chunks);
     None when the notebook should run."""
-    if not _replots_only(resolve(name, preset)):
+    values = resolve(name, preset)
+    if not _replots_only(values):
         return None
     rdir = Path(records or values.get("records_dir") or "")
     rdir = rdir if rdir.is_absolute() else REPO / rdir

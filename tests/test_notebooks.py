@@ -226,6 +226,26 @@ def test_explicit_run_of_a_replot_only_companion_plots_under_its_base(toy, capsy
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1, 2]
 
 
+def test_run_all_skips_a_replot_only_preset_without_records_and_plots_one_with(toy):
+    """``make figures PRESET=cpu``: a preset with ``train: false`` is skipped while its records
+    folder is empty, and re-plotted once a record is in."""
+    nb_path = toy / "notebooks" / "toy.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells[0].source += '\nrecords_dir: str = ""\ntrain: bool = True'
+    nbformat.write(nb, nb_path)
+    rdir = toy / "records"
+    (toy / "notebooks" / "presets" / "toy" / "quick.yaml").write_text(
+        f"n: 2\nrecords_dir: {rdir}\ntrain: false\n")
+    assert "holds no records yet" in N._nothing_to_plot("toy", "quick", None)
+    assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
+    assert not (toy / "figs" / "toy_table.csv").exists()
+    rdir.mkdir()
+    (rdir / "r.json").write_text("{}")
+    assert N._nothing_to_plot("toy", "quick", None) is None
+    assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
+    assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]
+
+
 def test_run_all_fills_gallery(toy):
     assert N.run_all("quick", timeout=120, figures=str(toy / "figs")) == []
     assert pd.read_csv(toy / "figs" / "toy_table.csv")["i"].tolist() == [0, 1]
