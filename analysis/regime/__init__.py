@@ -5,12 +5,13 @@ epoch count and recipe (CIFAR-10 at 16x16, ResNet-20 family, 2 CPU cores).
 ``plots`` and ``tables`` into the committed evidence. CLI: ``python -m analysis.regime``.
 """
 from .plots import fig_learning_curves
-from .study import (RECORDS_DIR, SPEC, budget_recipes, choose_epochs, choose_recipe, curves_frame, load,
-                    recipe_of, resolve_spec, run, runs_frame)
+from .study import (RECORDS_DIR, SPEC, budget_recipes, choose_epochs, choose_recipe,
+                    curves_frame, load, recipe_of, resolve_spec, run, runs_frame)
 from .tables import save_tables
 
-__all__ = ["fig_learning_curves", "RECORDS_DIR", "SPEC", "budget_recipes", "choose_epochs", "choose_recipe",
-           "curves_frame", "load", "recipe_of", "resolve_spec", "run", "runs_frame", "save_tables", "report"]
+__all__ = ["fig_learning_curves", "RECORDS_DIR", "SPEC", "budget_recipes", "choose_epochs",
+           "choose_recipe", "curves_frame", "load", "recipe_of", "resolve_spec", "run", "runs_frame",
+           "save_tables", "report"]
 
 
 def report(records: list[dict], outdir, meta: dict, recipe_epochs: int = 15, tol: float = 0.5) -> dict:

@@ -86,9 +86,7 @@ def choose_recipe(runs: pd.DataFrame, epochs: int) -> pd.DataFrame:
     sub = runs[runs["epochs"] == epochs]
     missing = sorted(set(runs["precision"]) - set(sub["precision"]))
     if missing:
-        lengths = runs.groupby(["precision", "recipe"])["epochs"].nunique().reset_index()
-        fallback = [lengths[lengths["precision"] == p].sort_values("epochs", ascending=False)
-                    .iloc[0]["recipe"] for p in missing]
+        fallback = [_curve_recipe(runs, p) for p in missing]
         sub = pd.concat([sub] + [runs[(runs["precision"] == p) & (runs["recipe"] == r)]
                                  .nlargest(1, "epochs") for p, r in zip(missing, fallback)])
     g = (sub.groupby(["precision", "recipe"], as_index=False)
@@ -104,13 +102,15 @@ def budget_recipes(runs: pd.DataFrame, chosen: dict[str, str]) -> dict[str, str]
     the most schedule lengths, the chosen recipe on a tie. The recipe comparison runs at one
     length, so a recipe chosen there (FP with label smoothing) may have no curve of its own; its
     epoch count is then the budget-curve recipe's, an assumption the tables state."""
-    out = {}
-    for prec, recipe in sorted(chosen.items()):
-        lengths = runs[runs["precision"] == prec].groupby("recipe")["epochs"].nunique()
-        best = int(lengths.max()) if len(lengths) else 0
-        out[prec] = recipe if lengths.get(recipe, 0) == best else str(
-            lengths[lengths == best].index.sort_values()[0])
-    return out
+    return {prec: _curve_recipe(runs, prec, recipe) for prec, recipe in sorted(chosen.items())}
+
+
+def _curve_recipe(runs: pd.DataFrame, prec: str, prefer: str | None = None) -> str:
+    """The recipe of ``prec`` trained at the most schedule lengths: ``prefer`` on a tie, else
+    the first by name."""
+    lengths = runs[runs["precision"] == prec].groupby("recipe")["epochs"].nunique()
+    best = lengths[lengths == lengths.max()]
+    return prefer if prefer in best.index else str(best.index.sort_values()[0])
 
 
 def choose_epochs(runs: pd.DataFrame, recipes: dict[str, str], tol: float = 0.5,
