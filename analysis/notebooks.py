@@ -379,9 +379,9 @@ def _run_cmd(a) -> int:
         print(json.dumps(resolve(a.name, a.preset, {**extra, **overrides}, params), indent=1))
         return 0
     preset = a.preset
-    if (preset is not None and a.records is None and plot_preset(a.name, preset) != preset
-            and _replots_only(resolve(a.name, preset, overrides, params))):
-        preset = plot_preset(a.name, preset)
+    base = plot_preset(a.name, preset) if preset is not None and a.records is None else preset
+    if base != preset and _replots_only(resolve(a.name, preset, overrides, params)):
+        preset = base
         print(f"note: preset {a.preset!r} only re-plots, and its records sit in preset {preset!r}'s "
               f"folder, whose notebook plots both: running {a.name} --preset {preset}", file=sys.stderr)
     path = run_notebook(a.name, preset, overrides, a.timeout, a.records, a.figures,
