@@ -72,6 +72,19 @@ def test_orderings_sign_and_noise(tmp_path):
     assert len(df) == len(got)
 
 
+def test_orderings_report_each_seeds_own_gap(tmp_path):
+    """seed_gaps pairs the two rows' runs of the same seed (seeds only one row has are left
+    out); seeds_same_sign counts those with the paper's sign, and is empty for a paper tie."""
+    rows = _rows()
+    rows[1]["seed_accs"] = {0: 41.0, 1: 42.0, 2: 40.0}  # original
+    rows[2]["seed_accs"] = {0: 43.5, 1: 41.5}  # naive_3: seed 2 missing
+    got = {(o["a"], o["b"]): o for o in R.orderings("table4", rows)}
+    o = got[("naive_3", "original")]
+    assert o["seed_gaps"] == "0: +2.50; 1: -0.50" and o["seeds_same_sign"] == "1/2"
+    df = pd.read_csv(R.write_orderings("table4", rows, tmp_path, "unit", "r")["csv"])
+    assert df.loc[df["a"] == "naive_3", "seeds_same_sign"].item() == "1/2"
+
+
 def test_short_dataset_line_keeps_the_input_size():
     """The short data line under the accuracy-vs-OPs plot still says 16x16 for the cpu regime,
     and it is built from the record's dataset dict (not parsed back out of the long line)."""

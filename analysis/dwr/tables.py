@@ -44,7 +44,7 @@ ORDERINGS = {
 }
 
 TABLE_COLUMNS = ("backbone", "method", "reshaping", "widths", "depths", "paper_acc", "acc_mean",
-                 "acc_std", "n_seeds", "acc_at_best_val_mean", "best_val_epoch", "ops", "params",
+                 "acc_std", "n_seeds", "per_seed", "acc_at_best_val_mean", "best_val_epoch", "ops", "params",
                  "acts")
 
 
@@ -89,6 +89,7 @@ def build_table(table: str, preset: dict, records_dir: str | Path) -> list[dict]
 
 def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict:
     from analysis.figures import best_val_epochs  # lazy, as in write_tables
+    recs = sorted(recs, key=lambda r: r["seed"])  # every per-seed list below in seed order
     accs = [r["metrics"]["final_test_acc"] for r in recs]
     bval = [r["metrics"].get("test_acc_at_best_val") for r in recs]
     m, s = _mean_std(accs)
@@ -97,6 +98,8 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
                best_val_epoch=best_val_epochs((r["metrics"].get("best_epoch"), r["config"]["epochs"])
                                               for r in recs),
                seeds=[r["seed"] for r in recs],
+               seed_accs={r["seed"]: a for r, a in zip(recs, accs)},
+               per_seed="; ".join(f"{r['seed']}: {a:.2f}" for r, a in zip(recs, accs)) or None,
                records=[f"runs/{r['config_hash']}" for r in recs] +
                [f"prune/{r['_prune']['prune_hash']}.json" for r in recs if r.get("_prune")])
     specs = [spec_of(r) for r in recs]
@@ -107,7 +110,7 @@ def _fill(row: dict, recs: list[dict], plan_entry, resolution: int = 32) -> dict
         tots = [count(sp).totals for sp in specs]
         for k in ("ops", "flops", "bops", "params", "acts"):
             row[k] = statistics.fmean(t[k] for t in tots)
-        row["widths"] = "; ".join(sorted({_widths_str(sp) for sp in specs}))
+        row["widths"] = "; ".join(dict.fromkeys(_widths_str(sp) for sp in specs))  # seed order
         row["depths"] = "/".join(str(d) for d in specs[0].depths)
     d = recs[0]["dataset"] if recs else {}
     row["dataset_note"] = bdata.describe(d) if d else None
@@ -172,7 +175,7 @@ def write_table(table: str, rows: list[dict], outdir: str | os.PathLike, preset:
             "accuracy at the best validation epoch, `best_val_epoch` = that epoch of each seed "
             "out of the run's epochs (near the end: validation accuracy still rising); OPs = BOPs/64 + FLOPs, params and "
             "activations from bnnlib.complexity (DWR rows: mean over the seeds' pruned specs, "
-            f"widths of each listed). Preset `{preset}`; records in `{records_dir}`.")
+            f"widths of each listed in seed order). Preset `{preset}`; records in `{records_dir}`.")
     meta = _rows_meta(f"{PAPER[table]['source']}: {PAPER[table]['caption']} — paper vs ours",
                       what, rows, preset, records_dir)
     return save_table(table_frame(rows), f"dwr_{table}", outdir, meta, floatfmt=".4g")
@@ -192,6 +195,14 @@ def orderings(table: str, rows: list[dict]) -> list[dict]:
         row = {"claim": claim, "a": a, "b": b, "paper_gap": pgap, "ours_gap": None,
                "noise_std": None, "sign_holds": None, "ci95_lo": None, "ci95_hi": None,
                "separated": None, "n_seeds": min(ra["n_seeds"], rb["n_seeds"])}
+        # the same seed in both rows: its own gap, and how many such gaps have the paper's sign
+        sa, sb = ra.get("seed_accs") or {}, rb.get("seed_accs") or {}
+        both = sorted(set(sa) & set(sb))
+        if both:
+            gaps = [sa[sd] - sb[sd] for sd in both]
+            row["seed_gaps"] = "; ".join(f"{sd}: {g:+.2f}" for sd, g in zip(both, gaps))
+            if pgap:
+                row["seeds_same_sign"] = f"{sum((g > 0) == (pgap > 0) for g in gaps)}/{len(gaps)}"
         if ra.get("acc_mean") is not None and rb.get("acc_mean") is not None:
             gap = ra["acc_mean"] - rb["acc_mean"]
             noise = (((ra["acc_std"] ** 2 + rb["acc_std"] ** 2) / 2) ** 0.5
@@ -230,7 +241,9 @@ def write_orderings(table: str, rows: list[dict], outdir: str | os.PathLike, pre
     what = ("gap = accuracy(a) - accuracy(b) in points; ours: means over seeds of the final-epoch "
             "test accuracy; noise_std = sqrt((std_a^2 + std_b^2)/2) over seeds; ci95_lo/hi: Welch 95% "
             "interval of the gap (t quantile at the Welch-Satterthwaite df; needs >= 2 seeds in "
-            "both rows); separated: the interval excludes 0.")
+            "both rows); separated: the interval excludes 0; seed_gaps: the gap within each seed "
+            "that both rows have (different nets, same seed); seeds_same_sign: how many of those "
+            "have the paper's sign.")
     meta = _rows_meta(f"{PAPER[table]['source']}: which of the paper's orderings hold ({preset})",
                       what, rows, preset, records_dir)
     df = pd.DataFrame(orderings(table, rows))
