@@ -44,33 +44,35 @@ def record_machine(rec: dict) -> str:
     return str(d) if d else "?"
 
 
-def spent(preset: str, results_dir: str | Path | None = None) -> pd.DataFrame:
-    """One row per study folder of ``results_dir/PRESET``: records with a timing, of them
-    finished, hours of wall time in all, the longest record, and the machines."""
+def spent(preset: str, results_dir: str | Path | None = None, by_seed: bool = False) -> pd.DataFrame:
+    """One row per study folder of ``results_dir/PRESET`` (per study and record seed with
+    ``by_seed``; '-' for a record without one): records with a timing, of them finished, hours
+    of wall time in all, the longest record, and the machines."""
     base = Path(results_dir or ROOT / "results") / preset
     if not base.is_dir():
         have = sorted(p.name for p in base.parent.iterdir() if p.is_dir()) if base.parent.is_dir() else []
         raise ValueError(f"preset: got {preset!r} (no folder {base}); allowed: {have}")
     rows = []
     for study in sorted(p for p in base.iterdir() if p.is_dir()):
-        secs, done, machines = [], 0, set()
         for f in sorted(study.rglob("*.json")):
             try:
                 rec = records.read_json(f)
             except (OSError, ValueError):
                 continue
             s = record_seconds(rec) if isinstance(rec, dict) else None
-            if s is None:
-                continue
-            secs.append(s)
-            done += rec.get("status") == "finished"
-            machines.add(record_machine(rec))
-        if secs:
-            rows.append({"study": study.name, "records": len(secs), "finished": done,
-                         "hours": sum(secs) / 3600, "longest_h": max(secs) / 3600,
-                         "machines": ", ".join(sorted(machines))})
-    cols = ["study", "records", "finished", "hours", "longest_h", "machines"]
-    return pd.DataFrame(rows, columns=cols)
+            if s is not None:
+                seed = rec.get("seed")
+                rows.append({"study": study.name, "seed": "-" if seed is None else str(seed),
+                             "s": s, "finished": rec.get("status") == "finished",
+                             "machine": record_machine(rec)})
+    keys = ["study", "seed"] if by_seed else ["study"]
+    cols = keys + ["records", "finished", "hours", "longest_h", "machines"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    return (pd.DataFrame(rows).groupby(keys, as_index=False, sort=True)
+            .agg(records=("s", "size"), finished=("finished", "sum"),
+                 hours=("s", lambda v: v.sum() / 3600), longest_h=("s", lambda v: v.max() / 3600),
+                 machines=("machine", lambda v: ", ".join(sorted(set(v)))))[cols])
 
 
 def main(argv=None) -> int:
@@ -80,9 +82,10 @@ def main(argv=None) -> int:
                 example="python -m analysis.spent --preset cpu")
     ap.add_argument("--preset", default="cpu", help="results/PRESET/ is read")
     ap.add_argument("--results", default=None, help="results folder (default: the repo's results/)")
+    ap.add_argument("--by-seed", action="store_true", help="one row per study and record seed")
     a = ap.parse_args(argv)
     try:
-        df = spent(a.preset, a.results)
+        df = spent(a.preset, a.results, a.by_seed)
     except ValueError as e:
         return fail(e)
     print(to_markdown(df, ".3g"), end="")

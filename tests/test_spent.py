@@ -35,3 +35,17 @@ def test_spent_refuses_a_preset_without_records(tmp_path, capsys):
         S.spent("cpu", tmp_path)
     assert S.main(["--preset", "cpu", "--results", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: preset: got 'cpu'")
+
+
+def test_spent_by_seed_splits_a_study_and_keeps_its_total(tmp_path, capsys):
+    for name, seed, secs in (("a", 0, 3600.0), ("b", 1, 1800.0), ("c", None, 360.0)):
+        rec = {"status": "finished", "device": "cpu", "timings": {"total_s": secs}}
+        if seed is not None:
+            rec["seed"] = seed
+        _write(tmp_path / f"cpu/dwr/runs/{name}/record.json", rec)
+    by = S.spent("cpu", tmp_path, by_seed=True).set_index("seed")
+    assert list(by.index) == ["-", "0", "1"]
+    assert by.loc["0", "hours"] == pytest.approx(1.0) and by.loc["1", "hours"] == pytest.approx(0.5)
+    assert by["hours"].sum() == pytest.approx(S.spent("cpu", tmp_path)["hours"].item())
+    assert S.main(["--preset", "cpu", "--results", str(tmp_path), "--by-seed"]) == 0
+    assert "| dwr | 0 | 1 | 1 | 1 |" in capsys.readouterr().out
